@@ -15,7 +15,7 @@ TABLES ?= $(RESULTS)/tables
 BENCH_MIRROR ?= $(SHARED_MIRROR)
 BENCH_RESULTS ?= outputs/bench-demo
 
-.PHONY: install demo test test-fast lint format clean tables bench-demo mirror
+.PHONY: install demo test test-fast lint format clean tables bench-demo bench-perf mirror
 
 install: $(STAMP)
 
@@ -67,3 +67,10 @@ bench-demo: $(STAMP)
 	$(PY) -m bench --multirun method=none dataset=glue/sst2,superglue/cb seed=1 \
 		data.mirror=$(BENCH_MIRROR) dataset.max_eval_samples=100 paths.results_dir=$(BENCH_RESULTS)
 	$(MAKE) tables RESULTS=$(BENCH_RESULTS)
+
+# peftbench vs PEFT-Factory (installed into its own venv on first use) on the same work, interleaved
+# A/B/A/B; prints ratios (benchmarks/perf.py, results in benchmarks/RESULTS.md). ~25 min on 2 cores.
+PERF_OUT ?= $(HOME)/.cache/peftbench/perf
+PERF_REPEATS ?= 2
+bench-perf: $(STAMP)
+	$(PY) benchmarks/perf.py --works A C --repeats $(PERF_REPEATS) --out $(PERF_OUT) --mirror $(BENCH_MIRROR)

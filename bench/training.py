@@ -40,10 +40,33 @@ def effective_learning_rate(cfg: DictConfig) -> float:
     )
 
 
-def training_arguments(cfg: DictConfig, output_dir: Path):
+def total_steps(cfg: DictConfig, n_train: int) -> int:
+    """Optimizer steps of the run, counted as transformers' Trainer counts them (one process)."""
+    t = cfg.trainer
+    if t.max_steps > 0:
+        return int(t.max_steps)
+    per_epoch = max(1, math.ceil(n_train / t.batch_size) // t.gradient_accumulation_steps)
+    return max(1, math.ceil(t.num_train_epochs * per_epoch))
+
+
+def steps_between_evals(cfg: DictConfig, n_train: int) -> int:
+    """``trainer.eval_every`` in steps: a fraction (0, 1] of the run's steps, rounded up, or a step count.
+
+    Computed here because Trainer reads 1.0 as "every step", not "once, at the end".
+    """
+    every = float(cfg.trainer.eval_every)
+    if every > 1:
+        return int(every)
+    return max(1, math.ceil(every * total_steps(cfg, n_train)))
+
+
+def training_arguments(cfg: DictConfig, output_dir: Path, n_train: int, validate: bool = True):
+    """Trainer's arguments. ``validate=False`` (no validation split): no evaluations, and the last
+    checkpoint is the result; checkpoints are still saved every ``eval_every`` for resuming."""
     from transformers import TrainingArguments
 
     t, hw = cfg.trainer, cfg.hardware
+    every = steps_between_evals(cfg, n_train)
     method = OmegaConf.to_container(cfg.method.training, resolve=True) if cfg.method.training else {}
     report_to = ["wandb"] if cfg.logger.name == "wandb" else []
     return TrainingArguments(
@@ -63,15 +86,16 @@ def training_arguments(cfg: DictConfig, output_dir: Path):
         optim_target_modules=method.get("optim_target_modules"),
         optim_args=method.get("optim_args"),
         max_grad_norm=t.max_grad_norm,
-        eval_strategy="steps",
-        eval_steps=t.eval_every,
+        eval_strategy="steps" if validate else "no",
+        eval_steps=every if validate else None,
         save_strategy="steps",
-        save_steps=t.eval_every,
+        save_steps=every,
         save_total_limit=2,  # the best and the latest survive
-        load_best_model_at_end=t.load_best_model_at_end,
-        metric_for_best_model="eval_loss",
+        load_best_model_at_end=t.load_best_model_at_end and validate,
+        metric_for_best_model="eval_loss" if validate else None,
         greater_is_better=False,
         logging_steps=t.logging_steps,
+        group_by_length=t.group_by_length,
         report_to=report_to,
         run_name=output_dir.parent.name,
         use_cpu=hw.device == "cpu",
@@ -143,18 +167,20 @@ def _callbacks() -> list:
 
 
 def train(cfg: DictConfig, model, tokenizer, train_set, val_set, output_dir: Path) -> TrainOutcome:
-    """Train ``model`` in place; on return it holds the best checkpoint's weights."""
-    from transformers import DataCollatorForSeq2Seq, PrinterCallback, Trainer
+    """Train ``model`` in place; on return it holds the best checkpoint's weights (the last ones when
+    ``val_set`` is None)."""
+    from transformers import PrinterCallback
 
-    tokenizer.padding_side = "right"
-    collator = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100, return_tensors="pt")
+    from bench.data.collate import make_collator
+    from bench.length_sampler import LengthGroupedTrainer as Trainer
+
     optimizer = method_optimizer(cfg, model)  # None: Trainer's own AdamW
     trainer = Trainer(
         model=model,
-        args=training_arguments(cfg, output_dir),
+        args=training_arguments(cfg, output_dir, len(train_set), validate=val_set is not None),
         train_dataset=train_set,
         eval_dataset=val_set,
-        data_collator=collator,
+        data_collator=make_collator(model, tokenizer),
         optimizers=(optimizer, None),  # the scheduler is always Trainer's (cosine, warmup)
     )
     trainer.remove_callback(PrinterCallback)

@@ -87,7 +87,7 @@ class DatasetConfig:
     preprocess: str | None = None  # bench.data.preprocess.PREPROCESSORS key, when rows need reshaping
     pos_label: str | None = None  # positive label word, for binary F1
     max_new_tokens: int | None = None  # generation sets: answer budget (eval.max_new_tokens overrides)
-    val_fraction: float = 0.1  # share of train held out (seeded) as validation
+    val_fraction: float = 0.1  # share of train held out (seeded) as validation; 0: none
     max_train_samples: int | None = None  # cap on the train split before the hold-out
     max_eval_samples: int | None = None  # cap on the test split
     subset_seed: int = 0  # caps use a fixed seed so every run sees the same rows
@@ -131,19 +131,20 @@ class TrainerConfig:
     warmup_ratio: float = 0.1
     weight_decay: float = 1e-5
     lr_scheduler_type: str = "cosine"
-    optim: str = "adamw_torch"
+    optim: str = "adamw_torch_fused"  # one fused kernel per step (CPU and CUDA) instead of a loop per tensor
     max_grad_norm: float = 1.0
     eval_every: float = 0.05  # validation loss every 5% of the steps (a fraction of total steps)
     eval_batch_size: int = 16
     max_seq_length: int = 512
     logging_steps: int = 10
+    group_by_length: bool = True  # batches of similar length: less padding (Trainer's LengthGroupedSampler)
     load_best_model_at_end: bool = True  # evaluate the checkpoint with the lowest validation loss
 
 
 @dataclass
 class EvalConfig:
     mode: str = "generate"  # generate (the protocol) | score (rank label words by log-likelihood)
-    batch_size: int = 16
+    batch_size: int = 32  # prompts are sorted by length, so batches carry little padding
     max_new_tokens: int | None = None  # None: longest label + 1 for classification
 
 

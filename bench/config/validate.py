@@ -54,8 +54,11 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(
             f"dataset.headline_metric={ds.headline_metric!r} is not in dataset.metrics {list(ds.metrics)}."
         )
-    if not 0.0 < ds.val_fraction < 1.0:
-        raise ConfigError(f"dataset.val_fraction={ds.val_fraction} must be between 0 and 1.")
+    if not 0.0 <= ds.val_fraction < 1.0:
+        raise ConfigError(
+            f"dataset.val_fraction={ds.val_fraction} must be in [0, 1) (0: no validation split, "
+            "the last checkpoint is evaluated)."
+        )
     for key in ("max_train_samples", "max_eval_samples"):
         if ds[key] is not None and ds[key] < 2:
             raise ConfigError(f"dataset.{key}={ds[key]} must be at least 2 (or null for all rows).")

@@ -81,12 +81,13 @@ def prepare_data(cfg: DictConfig, tokenizer, use_cache: bool = True) -> Prepared
     train_set = val_set = None
     if splits.train is not None:
         train_set = encode_for_training(tokenizer, cfg.model, ds, splits.train, max_len)
-        val_set = encode_for_training(tokenizer, cfg.model, ds, splits.val, max_len)
+        if splits.val:  # dataset.val_fraction=0: no validation split
+            val_set = encode_for_training(tokenizer, cfg.model, ds, splits.val, max_len)
         log.info(
             "data %s: train %d, validation %d, test %d",
             ds.name,
             len(train_set),
-            len(val_set),
+            len(val_set) if val_set is not None else 0,
             len(splits.test),
         )
     data = PreparedData(train_set, val_set, splits.test, prompts, prompt_ids)

@@ -40,9 +40,14 @@ def sample_indices(n_rows: int, n: int | None, seed: int, labels: Sequence | Non
 def holdout_indices(
     n_rows: int, fraction: float, seed: int, labels: Sequence | None = None
 ) -> tuple[list[int], list[int]]:
-    """(train, validation) indices: ``fraction`` of rows (at least one) held out with ``seed``."""
+    """(train, validation) indices: ``fraction`` of rows (at least one) held out with ``seed``.
+
+    ``fraction`` 0 holds out nothing: every row trains and there is no validation split.
+    """
     from sklearn.model_selection import train_test_split
 
+    if fraction == 0:
+        return list(range(n_rows)), []
     n_val = max(1, round(n_rows * fraction))
     if n_rows < 2:
         raise ValueError(f"cannot hold out validation rows from {n_rows} training row(s)")

@@ -11,6 +11,7 @@ from bench.config.schema import LABEL_TASKS
 from bench.data.pipeline import PreparedData
 from bench.evaluation.generate import drops_position_ids, generate_texts
 from bench.evaluation.parse import parse_label
+from bench.evaluation.prefix import kv_cache_works
 from bench.evaluation.score import rank_labels, score_candidates
 from bench.metrics import compute_metrics
 
@@ -39,10 +40,21 @@ def max_new_tokens_for(cfg: DictConfig, tokenizer) -> int:
 
 
 def predict(cfg: DictConfig, model, tokenizer, data: PreparedData) -> Evaluation:
-    """Predict the test split in ``eval.mode`` (generate: the protocol; score: label likelihoods)."""
-    if cfg.eval.mode == "score":
-        return _predict_by_score(cfg, model, tokenizer, data)
-    return _predict_by_generation(cfg, model, tokenizer, data)
+    """Predict the test split in ``eval.mode`` (generate: the protocol; score: label likelihoods).
+
+    Mergeable adapters are folded into the weights for the duration (the same outputs, up to float
+    rounding, without the adapter's extra work per layer).
+    """
+    from bench.methods import merged_for_inference
+
+    with merged_for_inference(model):
+        if cfg.eval.mode == "score":
+            return _predict_by_score(cfg, model, tokenizer, data)
+        return _predict_by_generation(cfg, model, tokenizer, data)
+
+
+def _device(model):
+    return next(model.parameters()).device
 
 
 def _predict_by_score(cfg: DictConfig, model, tokenizer, data: PreparedData) -> Evaluation:
@@ -55,7 +67,9 @@ def _predict_by_score(cfg: DictConfig, model, tokenizer, data: PreparedData) -> 
         data.test_prompt_ids,
         labels,
         batch_size=cfg.eval.batch_size,
-        shared_prompt=not drops_position_ids(model),
+        # the fast path needs position_ids, a working KV cache and 4-D masks: soft prompts and the
+        # adapters library's models (whose cache stays empty) take the plain one
+        shared_prompt=not drops_position_ids(model) and kv_cache_works(model, _device(model)),
     )
     runtime = time.perf_counter() - start
     parsed = rank_labels(scores, labels)

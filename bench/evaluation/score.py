@@ -4,29 +4,18 @@ Each candidate is scored as the sum of log p(token) over the label's tokens foll
 text training teaches (so "not" cannot win over "not_entailment" by being a prefix). There are no
 invalid answers.
 
-Fast path: the prefix every prompt shares (system prompt, instruction) is encoded once; each batch of
-prompts continues from a copy of that cache (suffixes left-padded, explicit positions), and every
-candidate continues from the batch's cache, so a prompt costs one forward pass over its own tokens
-whatever the number of labels. Soft-prompt models (peft drops ``position_ids`` for them) take the
+Fast path: the prefix every prompt shares (system prompt, instruction) is encoded once; each batch is
+one forward pass over the prompts' own tokens and every candidate's tokens (a 4-D mask keeps the
+candidates apart), continuing the prefix's cache: a prompt costs its own tokens plus the labels' tokens.
+Soft-prompt models (peft drops ``position_ids`` for them) take the
 plain path: one right-padded forward pass per (prompt, candidate).
 """
 
 from __future__ import annotations
 
-import copy
-
 import torch
 
-
-def shared_prefix_length(prompt_ids: list[list[int]]) -> int:
-    """Tokens all prompts start with, leaving at least one token of each prompt outside the prefix."""
-    if not prompt_ids:
-        return 0
-    first, n = prompt_ids[0], min(len(p) for p in prompt_ids) - 1
-    length = 0
-    while length < n and all(p[length] == first[length] for p in prompt_ids):
-        length += 1
-    return length
+from bench.evaluation.prefix import expanded_cache, shared_prefix
 
 
 def _candidate_ids(tokenizer, candidates: list[str]) -> list[list[int]]:
@@ -57,21 +46,25 @@ def score_candidates(
 
 
 def _score_shared(model, tokenizer, prompt_ids, cand_ids, batch_size) -> list[list[float]]:
-    device = next(model.parameters()).device
-    n_cand, width_c = len(cand_ids), max(len(c) for c in cand_ids)
-    # Candidates, right-padded: (n_cand, width_c); shared by every prompt.
-    cand = torch.full((n_cand, width_c), tokenizer.pad_token_id, dtype=torch.long)
-    cand_mask = torch.zeros((n_cand, width_c), dtype=torch.long)
-    for j, ids in enumerate(cand_ids):
-        cand[j, : len(ids)] = torch.tensor(ids)
-        cand_mask[j, : len(ids)] = 1
-    cand, cand_mask = cand.to(device), cand_mask.to(device)
+    """One forward pass per batch over each prompt's own tokens *and* every candidate.
 
-    n_prefix = shared_prefix_length(prompt_ids)
-    prefix_cache = None
-    if n_prefix:
-        prefix = torch.tensor([prompt_ids[0][:n_prefix]], device=device)
-        prefix_cache = model(input_ids=prefix, use_cache=True, logits_to_keep=1).past_key_values
+    Columns of a row: the shared prefix (from the cache), the prompt's suffix (left-padded), then one
+    block per candidate holding its tokens but the last (right-padded). A 4-D attention mask lets a
+    candidate block see the prefix, the row's suffix and its own earlier tokens, never another
+    candidate; positions continue the suffix in every block. The logits of the suffix's last column
+    predict each candidate's first token; a block's logits predict the candidate's next tokens.
+    """
+    device = next(model.parameters()).device
+    n_cand = len(cand_ids)
+    block = max(len(c) for c in cand_ids) - 1  # a candidate's input tokens: all but its last
+    n_prefix, prefix_kv = shared_prefix(model, prompt_ids, device)
+
+    # Targets, as index tensors: candidate j's token k is predicted at kept column c[j][k].
+    target = torch.tensor([c + [0] * (block + 1 - len(c)) for c in cand_ids], device=device)
+    valid = torch.tensor([[k < len(c) for k in range(block + 1)] for c in cand_ids], device=device)
+    column = torch.tensor(
+        [[0] + [1 + j * block + k for k in range(block)] for j in range(n_cand)], device=device
+    )
 
     scores = [[0.0] * n_cand for _ in prompt_ids]
     order = sorted(range(len(prompt_ids)), key=lambda i: len(prompt_ids[i]))
@@ -79,51 +72,46 @@ def _score_shared(model, tokenizer, prompt_ids, cand_ids, batch_size) -> list[li
         batch = order[start : start + batch_size]
         suffixes = [prompt_ids[i][n_prefix:] for i in batch]
         width = max(len(s) for s in suffixes)
-        ids = torch.full((len(batch), width), tokenizer.pad_token_id, dtype=torch.long)
-        mask = torch.zeros((len(batch), n_prefix + width), dtype=torch.long)
-        mask[:, :n_prefix] = 1
+        q_len = width + n_cand * block
+        rows = len(batch)
+        ids = torch.full((rows, q_len), tokenizer.pad_token_id, dtype=torch.long)
+        positions = torch.zeros((rows, q_len), dtype=torch.long)
+        real = torch.zeros((rows, q_len), dtype=torch.bool)  # which query/key columns are tokens
+        owner = torch.full((q_len,), -1, dtype=torch.long)  # candidate block of a column; -1: suffix
+        for j in range(n_cand):
+            owner[width + j * block : width + (j + 1) * block] = j
         for row, suffix in enumerate(suffixes):
-            ids[row, width - len(suffix) :] = torch.tensor(suffix)
-            mask[row, n_prefix + width - len(suffix) :] = 1
-        ids, mask = ids.to(device), mask.to(device)
-        # Positions count real tokens only, so left padding (after the shared prefix) shifts nothing.
-        positions = (mask.cumsum(1) - 1).clamp(min=0)[:, n_prefix:]
-        cache = None
-        if prefix_cache is not None:
-            cache = copy.deepcopy(prefix_cache)
-            cache.batch_repeat_interleave(len(batch))
+            n = len(suffix)
+            ids[row, width - n : width] = torch.tensor(suffix)
+            positions[row, width - n : width] = n_prefix + torch.arange(n)
+            real[row, width - n : width] = True
+            for j, cand in enumerate(cand_ids):
+                col = width + j * block
+                tokens = cand[:-1]
+                ids[row, col : col + len(tokens)] = torch.tensor(tokens, dtype=torch.long)
+                positions[row, col : col + block] = n_prefix + n + torch.arange(block)
+                real[row, col : col + len(tokens)] = True
+        idx = torch.arange(q_len)
+        causal = idx[None, :] <= idx[:, None]
+        # a key is visible if it is a real token, causal, and either suffix or the query's own block
+        same_block = (owner[None, :] == -1) | (owner[None, :] == owner[:, None])
+        visible = real[:, None, :] & (causal & same_block)[None]
+        visible |= torch.eye(q_len, dtype=torch.bool)[None]  # padding queries see themselves: no NaN
+        mask = torch.cat([torch.ones((rows, q_len, n_prefix), dtype=torch.bool), visible], dim=2)
         out = model(
-            input_ids=ids,
-            attention_mask=mask,
-            position_ids=positions,
-            past_key_values=cache,
-            use_cache=True,
-            logits_to_keep=1,
+            input_ids=ids.to(device),
+            attention_mask=mask[:, None].to(device),
+            position_ids=positions.to(device),
+            past_key_values=expanded_cache(prefix_kv, rows) if prefix_kv else None,
+            use_cache=prefix_kv is not None,
+            logits_to_keep=1 + n_cand * block,
         )
-        first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)  # predicts each candidate's 1st token
-        cache = out.past_key_values
-        cache.batch_repeat_interleave(n_cand)  # row b*n_cand + j continues prompt b with candidate j
-
-        lengths = mask.sum(1)
-        cont = cand.repeat(len(batch), 1)
-        cont_pos = lengths.repeat_interleave(n_cand)[:, None] + torch.arange(width_c, device=device)
-        full_mask = torch.cat([mask.repeat_interleave(n_cand, dim=0), cand_mask.repeat(len(batch), 1)], dim=1)
-        logits = model(
-            input_ids=cont,
-            attention_mask=full_mask,
-            position_ids=cont_pos,
-            past_key_values=cache,
-            use_cache=True,
-        ).logits
-        rest = torch.log_softmax(logits.float(), dim=-1)  # position k predicts candidate token k + 1
-        for r in range(len(batch) * n_cand):
-            b, j = divmod(r, n_cand)
-            target = cand_ids[j]
-            total = first[b, target[0]]
-            if len(target) > 1:
-                tail = torch.tensor(target[1:], device=device)
-                total = total + rest[r, : len(target) - 1].gather(1, tail[:, None]).sum()
-            scores[batch[b]][j] = float(total)
+        logprobs = torch.log_softmax(out.logits.float(), dim=-1)  # (rows, 1 + n_cand * block, vocab)
+        # picked[r, j, k] = log p(candidate j's token k | row r's prompt, its tokens before k)
+        picked = logprobs[:, column.flatten()].gather(2, target.flatten()[None, :, None].expand(rows, -1, 1))
+        totals = (picked.view(rows, n_cand, block + 1) * valid).sum(-1)
+        for row, i in enumerate(batch):
+            scores[i] = totals[row].tolist()
     return scores
 
 

@@ -10,6 +10,9 @@ frozen base model, evaluation only). Method-specific training knobs live in ``me
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import warnings
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -30,12 +33,15 @@ __all__ = [
     "count_parameters",
     "load_method",
     "load_kwargs",
+    "merged_for_inference",
     "peft_config_class",
     "save_method",
     "validate_method",
 ]
 
 # method.training keys -> what they do (read by bench.training).
+log = logging.getLogger(__name__)
+
 TRAINING_KEYS = {
     "loraplus_lr_ratio": "LoRA+: lr_B / lr_A (peft's create_loraplus_optimizer)",
     "loraplus_lr_embedding": "LoRA+: learning rate of LoRA embedding layers",
@@ -96,3 +102,36 @@ def count_parameters(model) -> tuple[int, int]:
         total += param.numel()
         trainable += param.numel() if param.requires_grad else 0
     return trainable, total
+
+
+@contextlib.contextmanager
+def merged_for_inference(model):
+    """Fold a peft adapter into the base weights while evaluating, as deployment would (no extra
+    matmuls per layer), and unfold it afterwards (peft subtracts it again: base weights come back up to
+    float rounding) so the model trains/saves as before.
+
+    Only for peft tuners that can merge (LoRA, DoRA, PiSSA, IA3, OFT, ...) on unquantized weights; soft
+    prompts, adapters-library modules and tuners without a merge stay as they are.
+    """
+    tuner = getattr(model, "base_model", None)
+    mergeable = (
+        hasattr(model, "active_peft_config")
+        and not model.active_peft_config.is_prompt_learning
+        and hasattr(tuner, "merge_adapter")
+        and not getattr(model, "is_quantized", False)
+        and not getattr(tuner, "is_quantized", False)
+    )
+    if mergeable:
+        try:
+            model.merge_adapter()
+        except (NotImplementedError, ValueError, AttributeError, TypeError) as err:
+            log.info("evaluating unmerged: %s cannot merge (%s)", type(tuner).__name__, err)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "already unmerged" for layers that did not merge
+                model.unmerge_adapter()
+            mergeable = False
+    try:
+        yield model
+    finally:
+        if mergeable:
+            model.unmerge_adapter()

@@ -241,3 +241,26 @@ def test_trained_soft_prompt_changes_generation(compose, tmp_path):
         return [json.loads(line)["generated"] for line in (tmp_path / run / "predictions.jsonl").open()]
 
     assert generated("pt") != generated("base")
+
+
+def test_no_validation_split_trains_on_every_row_and_evaluates_the_last_weights(compose, tmp_path):
+    cfg = compose(
+        *TINY, "method=lora", "trainer.max_steps=6", "dataset.val_fraction=0", "trainer.eval_every=0.5"
+    )
+    record = run_experiment(cfg, tmp_path)
+    assert record["status"] == "success", record.get("traceback")
+    assert record["n_val"] == 0 and record["n_train"] == cfg.dataset.max_train_samples
+    assert record["best_checkpoint"] is None and record["best_val_loss"] is None
+    history = json.loads((tmp_path / "log_history.json").read_text())
+    assert not any("eval_loss" in entry for entry in history)
+    assert record["train_steps"] == 6
+
+
+@pytest.mark.parametrize("method", ["bottleneck", "prompt_tuning"])
+def test_score_mode_runs_for_models_without_the_fast_path(compose, tmp_path, method):
+    cfg = compose(
+        *TINY, f"method={method}", "trainer.max_steps=2", "trainer.eval_every=1.0", "eval.mode=score"
+    )
+    record = run_experiment(cfg, tmp_path)
+    assert record["status"] == "success", record.get("traceback")
+    assert record["metrics"]["invalid_rate"] == 0.0 and record["eval_mode"] == "score"

@@ -7,7 +7,8 @@ import torch
 
 from bench.data.pipeline import prepare_data
 from bench.evaluation.generate import generate_texts
-from bench.evaluation.score import rank_labels, score_candidates, shared_prefix_length
+from bench.evaluation.prefix import shared_prefix_length
+from bench.evaluation.score import rank_labels, score_candidates
 from bench.methods import apply_method
 from bench.models import load_model_and_tokenizer
 
@@ -26,7 +27,9 @@ def _perturbed(compose, cache_dir, method: str, seed: int = 1):
     return cfg, model, tok, data
 
 
-@pytest.mark.parametrize(("method", "same_length"), [("lora", False), ("prompt_tuning", True)])
+@pytest.mark.parametrize(
+    ("method", "same_length"), [("lora", False), ("prompt_tuning", True), ("bottleneck", False)]
+)
 def test_generation_is_identical_at_batch_size_1_and_8(compose, cache_dir, method, same_length):
     _, model, tok, data = _perturbed(compose, cache_dir, method)
     kwargs = {"max_new_tokens": 6, "same_length_batches": same_length}
@@ -37,6 +40,49 @@ def test_generation_is_identical_at_batch_size_1_and_8(compose, cache_dir, metho
         assert len(set(one)) > 5  # the outputs vary, so equality means something
 
 
+def test_generation_from_the_shared_prefix_matches_plain_generate(compose, cache_dir):
+    _, model, tok, data = _perturbed(compose, cache_dir, "lora")
+    prompts = data.test_prompt_ids[:10]
+    assert shared_prefix_length(prompts) > 10  # chat template + instruction: the prefix-cache path
+    ours = generate_texts(model, tok, prompts, max_new_tokens=6, batch_size=4)
+    plain = []
+    with torch.no_grad():
+        for prompt in prompts:  # one prompt at a time, no cache, no padding: the reference
+            out = model.generate(
+                input_ids=torch.tensor([prompt]),
+                attention_mask=torch.ones((1, len(prompt)), dtype=torch.long),
+                max_new_tokens=6,
+                do_sample=False,
+                pad_token_id=tok.pad_token_id,
+                eos_token_id=tok.eos_token_id,
+            )
+            plain.append(tok.decode(out[0, len(prompt) :], skip_special_tokens=True))
+    assert ours == plain
+    assert len(set(ours)) > 3
+
+
+def test_adapters_library_models_generate_what_greedy_decoding_gives(compose, cache_dir):
+    """Their attention leaves the KV cache empty (adapters 1.3.0 + transformers 4.57): generation must
+    not continue from an empty cache."""
+    from bench.evaluation.prefix import kv_cache_works
+
+    _, model, tok, data = _perturbed(compose, cache_dir, "bottleneck")
+    assert not kv_cache_works(model, "cpu")  # if this fails, the library was fixed: drop the fallback
+    prompts = data.test_prompt_ids[:4]
+    ours = generate_texts(model, tok, prompts, max_new_tokens=4, batch_size=4)
+    expected = []
+    with torch.no_grad():
+        for prompt in prompts:  # greedy by hand: the whole sequence every step, no cache
+            seq = list(prompt)
+            for _ in range(4):
+                nxt = int(model(input_ids=torch.tensor([seq])).logits[0, -1].argmax())
+                seq.append(nxt)
+                if nxt == tok.eos_token_id:
+                    break
+            expected.append(tok.decode(seq[len(prompt) :], skip_special_tokens=True))
+    assert ours == expected
+
+
 def _loglik_by_hand(model, prompt: list[int], answer: list[int]) -> float:
     ids = torch.tensor([prompt + answer])
     with torch.no_grad():
@@ -45,13 +91,13 @@ def _loglik_by_hand(model, prompt: list[int], answer: list[int]) -> float:
     return sum(float(logprobs[len(prompt) - 1 + k, tok]) for k, tok in enumerate(answer))
 
 
-@pytest.mark.parametrize("method", ["lora", "prompt_tuning"])
+@pytest.mark.parametrize("method", ["lora", "prompt_tuning", "bottleneck"])
 def test_score_mode_matches_unbatched_loglikelihood(compose, cache_dir, method):
     cfg, model, tok, data = _perturbed(compose, cache_dir, method)
     labels = list(cfg.dataset.label_names)
     prompts = data.test_prompt_ids[:6]
     assert shared_prefix_length(prompts) > 10  # the chat template + instruction: the cached-prefix path
-    shared = method != "prompt_tuning"  # the KV-cache path; soft prompts take the plain one
+    shared = method == "lora"  # the KV-cache path; soft prompts and adapters-library models: the plain one
     scores = score_candidates(model, tok, prompts, labels, batch_size=5, shared_prompt=shared)
     for i, prompt in enumerate(prompts):
         for j, label in enumerate(labels):

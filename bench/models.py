@@ -41,7 +41,22 @@ def load_model_and_tokenizer(cfg: ModelConfig, cache_dir: str | os.PathLike, **f
     loader = LOADERS.get(cfg.loader)
     model, tokenizer = loader(cfg, Path(cache_dir).expanduser(), **from_pretrained_kwargs)
     _fix_special_tokens(model, tokenizer, cfg)
+    _contiguous_head_input(model)
     return model, tokenizer
+
+
+def _contiguous(module, args):
+    return (args[0].contiguous(), *args[1:])
+
+
+def _contiguous_head_input(model) -> None:
+    """With ``logits_to_keep`` (training on answer positions, scoring, generation), transformers hands the
+    LM head a strided slice of the hidden states; torch then multiplies it as a batched matmul with the
+    head's weight broadcast per row, ~3x slower on CPU (SmolLM2, vocab 49k) than one matmul over a
+    contiguous copy of the few kept rows. A forward pre-hook makes that copy."""
+    head = model.get_output_embeddings()
+    if head is not None:
+        head.register_forward_pre_hook(_contiguous)
 
 
 def _torch_dtype(name: str):

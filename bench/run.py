@@ -85,7 +85,7 @@ def _execute(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     from bench.config.validate import resolve_device, validate
     from bench.data.pipeline import prepare_data
     from bench.evaluation.predict import predict
-    from bench.measure import PeakMemory, forward_flops
+    from bench.measure import PeakMemory, base_forward_flops, forward_flops
     from bench.methods import apply_method, check_requirements, count_parameters, load_kwargs, save_method
     from bench.models import load_model_and_tokenizer
     from bench.training import effective_learning_rate, train
@@ -101,7 +101,8 @@ def _execute(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     data = prepare_data(cfg, tokenizer)  # data errors surface before the method is applied
     _to_device(model, device)
     probe = cfg.metric.pscp.probe_tokens
-    base_flops = forward_flops(model, probe)  # before the method: the reference for extra FLOPs
+    # before the method: the reference for extra FLOPs (counted once per architecture, then from disk)
+    base_flops = base_forward_flops(model, probe, cfg.paths.cache_dir)
     set_seed(cfg.seed)  # the method's initialisation depends on the seed only, not on what loaded before
     model = apply_method(model, cfg.method)
     _to_device(model, device)

@@ -192,9 +192,17 @@ def train(cfg: DictConfig, model, tokenizer, train_set, val_set, output_dir: Pat
         for partial in output_dir.glob("checkpoint-*"):  # a kill mid-save left these: not trusted
             if not (partial / COMPLETE_MARKER).exists():
                 shutil.rmtree(partial, ignore_errors=True)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="mtime may not be reliable")
-        result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    config = getattr(model, "config", None)
+    use_cache = getattr(config, "use_cache", None)
+    if config is not None:
+        config.use_cache = False  # a training forward pass has no use for the KV cache it would fill
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="mtime may not be reliable")
+            result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    finally:
+        if config is not None:
+            config.use_cache = use_cache
     trainable = sum(p.numel() for group in trainer.optimizer.param_groups for p in group["params"])
     state = trainer.state
     log.info(

@@ -134,4 +134,6 @@ def merged_for_inference(model):
         yield model
     finally:
         if mergeable:
-            model.unmerge_adapter()
+            with warnings.catch_warnings():  # IA3 warns that dividing back can be inexact: known, accepted
+                warnings.filterwarnings("ignore", message="Unmerge result can be inaccurate")
+                model.unmerge_adapter()

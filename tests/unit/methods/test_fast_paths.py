@@ -137,3 +137,20 @@ def test_length_grouped_order_depends_on_seed_and_epoch_only():
     # batches are length-grouped: far less padding than a random order
     padded = lambda idx: sum(max(lengths[i] for i in idx[s : s + 8]) * 8 for s in range(0, 400, 8))  # noqa: E731
     assert padded(first) < 0.8 * padded(random.Random(0).sample(range(400), 400))
+
+
+def test_base_flops_are_counted_once_per_architecture(compose, cache_dir, tmp_path, monkeypatch):
+    from bench import measure
+
+    cfg = compose("model=tiny-random")
+    model, _ = load_model_and_tokenizer(cfg.model, cache_dir)
+    counted = measure.forward_flops(model, 64)
+    assert measure.base_forward_flops(model, 64, tmp_path) == counted > 0
+
+    def no_probe(*args, **kwargs):
+        raise AssertionError("probe ran again")
+
+    monkeypatch.setattr(measure, "forward_flops", no_probe)
+    assert measure.base_forward_flops(model, 64, tmp_path) == counted  # from disk
+    with pytest.raises(AssertionError, match="probe ran again"):
+        measure.base_forward_flops(model, 128, tmp_path)  # another probe length is another count

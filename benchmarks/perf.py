@@ -331,30 +331,34 @@ def matmul_ceiling() -> float:
 
 
 def training_flops(work: Work, tail_only: bool) -> float:
-    """FLOPs of one epoch of LoRA training on ``work`` (forward + backward, every batch counted at its
-    padded shape), by torch.utils.flop_counter. ``tail_only``: logits at the answer positions only."""
+    """Estimated FLOPs of one epoch of LoRA training on ``work`` (forward + backward), by
+    torch.utils.flop_counter on one batch of the mean sequence length (peftbench's own prompts: chat
+    template, instruction, input, answer, EOS), times the number of batches. ``tail_only``: the LM head
+    over the answer positions only (peftbench); else over every position (the peer)."""
     import torch
     from peft import LoraConfig, get_peft_model
     from torch.utils.flop_counter import FlopCounterMode
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from bench.config.schema import ModelConfig
+    from bench.data.prompts import build_prompt, uses_chat_template
+
+    tok = AutoTokenizer.from_pretrained(work.model)
+    model_cfg = ModelConfig(name="perf", chat_template=True)
+    rows = [json.loads(x) for x in (work.data / "train.jsonl").read_text().splitlines()]
+    prompts = [build_prompt(tok, model_cfg, work.instruction, r["text"]) + r["label"] for r in rows]
+    special = not uses_chat_template(tok, model_cfg)
+    lengths = [len(ids) + 1 for ids in tok(prompts, add_special_tokens=special)["input_ids"]]
+    mean_len = round(statistics.mean(lengths))
 
     model = AutoModelForCausalLM.from_pretrained(work.model)
     model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules="all-linear"))
-    n = sum(1 for _ in (work.data / "train.jsonl").open())
-    # one representative batch: mean length 40 tokens (Work A) / measured per work below
-    from transformers import AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(work.model)
-    rows = [json.loads(x) for x in (work.data / "train.jsonl").read_text().splitlines()]
-    lengths = sorted(len(tok(f"{work.instruction}\n\n{r['text']}")["input_ids"]) + 3 for r in rows)
-    mean_len = round(statistics.mean(lengths))
     ids = torch.randint(3, model.config.vocab_size, (BATCH, mean_len))
-    labels = ids.clone()
-    keep = 3 if tail_only else 0
+    keep = 3 if tail_only else 0  # the answer window of a one-token label: label, EOS, and the cue
+    labels = ids[:, -keep:] if keep else ids
     with FlopCounterMode(display=False) as counter:
-        out = model(input_ids=ids, labels=labels[:, -keep:] if keep else labels, logits_to_keep=keep)
-        out.loss.backward()
-    return counter.get_total_flops() * n / BATCH
+        model(input_ids=ids, labels=labels, logits_to_keep=keep).loss.backward()
+    return counter.get_total_flops() * len(rows) / BATCH
 
 
 # -- summary ---------------------------------------------------------------------------------------

@@ -35,6 +35,12 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE))
+
+import work_a  # noqa: E402  (benchmarks/work_a.py: Work A's inputs)
+from peer_data import write_peer_data  # noqa: E402
+
+WORK_A_INSTRUCTION = work_a.INSTRUCTION
 
 PEER_DIR = Path(os.environ.get("PEFTBENCH_PEER_DIR", Path.home() / ".cache/peftbench/peer"))
 THREADS = 2
@@ -43,7 +49,6 @@ BATCH = 8
 LR = 1e-3
 LOGGING_STEPS = 10
 PEER_MAX_NEW_TOKENS = 8  # the peer's generation budget (it also stops at EOS)
-WORK_A_INSTRUCTION = "Classify the sentiment of the review. Answer positive or negative."
 
 
 @dataclass
@@ -65,32 +70,13 @@ class Work:
         return self.folder / "data"
 
 
-def write_peer_data(data: Path, train: list[dict], test: list[dict], instruction: str) -> None:
-    """The same rows in the peer's format: prompt (instruction) / query (input) / response (label)."""
-    for name, rows in (("train", train), ("test", test)):
-        peer_rows = [{"prompt": instruction, "query": r["text"], "response": r["label"]} for r in rows]
-        (data / f"{name}.json").write_text(json.dumps(peer_rows))
-    info = {
-        f"bench_{name}": {
-            "file_name": f"{name}.json",
-            "columns": {"prompt": "prompt", "query": "query", "response": "response"},
-        }
-        for name in ("train", "test")
-    }
-    (data / "dataset_info.json").write_text(json.dumps(info, indent=2))
-
-
-def work_a(out: Path) -> Work:
-    import work_a as builder  # benchmarks/work_a.py
-
+def build_work_a(out: Path) -> Work:
     folder = out / "work_a"
-    builder.main(folder)
-    read = lambda name: [json.loads(x) for x in (folder / "data" / name).read_text().splitlines()]  # noqa: E731
-    write_peer_data(folder / "data", read("train.jsonl"), read("validation.jsonl"), WORK_A_INSTRUCTION)
+    work_a.main(folder)  # model, tokenizer and both tools' data files
     return Work("A", folder, WORK_A_INSTRUCTION, ["positive", "negative"], "deepseek", 128)
 
 
-def work_c(out: Path, mirror: Path) -> Work:
+def build_work_c(out: Path, mirror: Path) -> Work:
     """SmolLM2-135M-Instruct saved as a plain HF folder + 256 SST-2 train / 200 validation rows of the
     mirror, picked by peftbench's own stratified caps, written for both tools."""
     from hydra import compose, initialize_config_dir
@@ -438,14 +424,13 @@ def main() -> None:
         "--summary-only", action="store_true", help="summarise OUT/records.jsonl, run nothing"
     )
     args = parser.parse_args()
-    sys.path.insert(0, str(HERE))
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     records = out / "records.jsonl"
 
     if not (PEER_DIR / "venv/bin/llamafactory-cli").exists():
         subprocess.run(["bash", str(HERE / "install_peer.sh"), str(PEER_DIR)], check=True)
-    builders = {"A": lambda: work_a(out), "C": lambda: work_c(out, args.mirror)}
+    builders = {"A": lambda: build_work_a(out), "C": lambda: build_work_c(out, args.mirror)}
     works = [builders[w]() for w in args.works]
 
     if not args.summary_only:

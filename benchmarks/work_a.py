@@ -6,7 +6,8 @@
   intermediate 1376, vocab 8192) and a byte-level BPE tokenizer trained here, both ``save_pretrained``.
 - ``OUT_DIR/data``: 2,000 generated sentiment examples (instruction + sentence -> positive/negative,
   ~40 tokens) and 200 test rows: ``train.jsonl`` / ``validation.jsonl`` for peftbench, and
-  ``train.json`` / ``test.json`` + ``dataset_info.json`` (prompt / query / response) for PEFT-Factory.
+  ``train.json`` / ``test.json`` + ``dataset_info.json`` (prompt / query / response, datasets
+  ``bench_train`` / ``bench_test``) for PEFT-Factory.
 Deterministic: the same OUT_DIR content every time.
 """
 
@@ -16,6 +17,9 @@ import json
 import random
 import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from peer_data import write_peer_data  # noqa: E402
 
 INSTRUCTION = "Classify the sentiment of the review. Answer positive or negative."
 SUBJECTS = [
@@ -104,17 +108,7 @@ def main(out: Path) -> None:
     train, test = rows(2000, seed=1), rows(200, seed=2)
     for name, split in (("train", train), ("validation", test)):
         (data / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in split))
-    for name, split in (("train", train), ("test", test)):
-        peer_rows = [{"prompt": INSTRUCTION, "query": r["text"], "response": r["label"]} for r in split]
-        (data / f"{name}.json").write_text(json.dumps(peer_rows))
-    info = {
-        f"work_a_{name}": {
-            "file_name": f"{name}.json",
-            "columns": {"prompt": "prompt", "query": "query", "response": "response"},
-        }
-        for name in ("train", "test")
-    }
-    (data / "dataset_info.json").write_text(json.dumps(info, indent=2))
+    write_peer_data(data, train, test, INSTRUCTION)
     if not (out / "model" / "config.json").exists():
         build_model(out / "model", [INSTRUCTION] + [r["text"] for r in train + test])
     print(f"data: {len(train)} train, {len(test)} test rows -> {data}")

@@ -69,7 +69,7 @@ bench-demo: $(STAMP)
 	$(MAKE) tables RESULTS=$(BENCH_RESULTS)
 
 # peftbench vs PEFT-Factory (installed into its own venv on first use) on the same work, interleaved
-# A/B/A/B; prints ratios (benchmarks/perf.py, results in benchmarks/RESULTS.md). ~25 min on 2 cores.
+# A/B/A/B; prints ratios (benchmarks/perf.py, results in benchmarks/RESULTS.md). ~14 min on 2 cores.
 PERF_OUT ?= $(HOME)/.cache/peftbench/perf
 PERF_REPEATS ?= 2
 bench-perf: $(STAMP)

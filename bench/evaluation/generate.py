@@ -48,7 +48,7 @@ def generate_texts(
     pad_id = tokenizer.pad_token_id
     model.eval()
     n_prefix, prefix_kv = (0, None) if same_length_batches else shared_prefix(model, prompt_ids, device)
-    use_cache = prefix_kv is not None or kv_cache_works(model, device)
+    use_cache = prefix_kv is not None or kv_cache_works(model)
     for batch in _batches(prompt_ids, batch_size, same_length_batches):
         width = max(len(prompt_ids[i]) for i in batch) - n_prefix
         input_ids = torch.full((len(batch), n_prefix + width), pad_id, dtype=torch.long)

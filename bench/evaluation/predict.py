@@ -53,10 +53,6 @@ def predict(cfg: DictConfig, model, tokenizer, data: PreparedData) -> Evaluation
         return _predict_by_generation(cfg, model, tokenizer, data)
 
 
-def _device(model):
-    return next(model.parameters()).device
-
-
 def _predict_by_score(cfg: DictConfig, model, tokenizer, data: PreparedData) -> Evaluation:
     ds = cfg.dataset
     labels = list(ds.label_names)
@@ -69,7 +65,7 @@ def _predict_by_score(cfg: DictConfig, model, tokenizer, data: PreparedData) -> 
         batch_size=cfg.eval.batch_size,
         # the fast path needs position_ids, a working KV cache and 4-D masks: soft prompts and the
         # adapters library's models (whose cache stays empty) take the plain one
-        shared_prompt=not drops_position_ids(model) and kv_cache_works(model, _device(model)),
+        shared_prompt=not drops_position_ids(model) and kv_cache_works(model),
     )
     runtime = time.perf_counter() - start
     parsed = rank_labels(scores, labels)

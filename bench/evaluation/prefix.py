@@ -46,11 +46,11 @@ def expanded_cache(prefix_kv, batch: int):
     return cache
 
 
-def kv_cache_works(model, device) -> bool:
+def kv_cache_works(model) -> bool:
     """Whether a forward pass fills the KV cache it returns. The ``adapters`` library's attention
     (1.3.0 with transformers 4.57) leaves it empty, so cached generation would continue from nothing:
     such models generate with ``use_cache=False`` (every step re-reads the whole sequence)."""
-    ids = torch.tensor([[1, 2]], device=device)
+    ids = torch.tensor([[1, 2]], device=next(model.parameters()).device)
     cache = model(input_ids=ids, use_cache=True, logits_to_keep=1).past_key_values
     layers = getattr(cache, "layers", None)
     if layers is None:  # a legacy tuple cache or another Cache type: trust it

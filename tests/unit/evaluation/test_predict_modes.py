@@ -67,7 +67,7 @@ def test_adapters_library_models_generate_what_greedy_decoding_gives(compose, ca
     from bench.evaluation.prefix import kv_cache_works
 
     _, model, tok, data = _perturbed(compose, cache_dir, "bottleneck")
-    assert not kv_cache_works(model, "cpu")  # if this fails, the library was fixed: drop the fallback
+    assert not kv_cache_works(model)  # if this fails, the library was fixed: drop the fallback
     prompts = data.test_prompt_ids[:4]
     ours = generate_texts(model, tok, prompts, max_new_tokens=4, batch_size=4)
     expected = []

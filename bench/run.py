@@ -82,6 +82,7 @@ def _execute(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     import torch
     from transformers import set_seed
 
+    from bench.allocator import keep_freed_memory
     from bench.config.validate import resolve_device, validate
     from bench.data.pipeline import prepare_data
     from bench.evaluation.predict import predict
@@ -95,6 +96,8 @@ def _execute(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     device = resolve_device(cfg.hardware.device)
     if cfg.hardware.num_threads:
         torch.set_num_threads(cfg.hardware.num_threads)
+    if cfg.hardware.keep_freed_memory:
+        keep_freed_memory()  # before the model and the data allocate anything
 
     # QLoRA: the base loads quantized (load_kwargs is empty for every other method)
     model, tokenizer = load_model_and_tokenizer(cfg.model, cfg.paths.cache_dir, **load_kwargs(cfg.method))

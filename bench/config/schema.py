@@ -119,6 +119,7 @@ class HardwareConfig:
     precision: str = "fp32"  # fp32 | bf16 | fp16
     num_threads: int | None = None  # torch intra-op threads; None leaves torch's default
     dataloader_num_workers: int = 0
+    keep_freed_memory: bool = True  # glibc keeps freed heap memory (bench/allocator.py); no-op elsewhere
 
 
 @dataclass

@@ -149,6 +149,9 @@ def measured(cmd: list[str], log: Path, cwd: Path = ROOT) -> dict:
         "wall_s": wall,
         "first_step_s": float(first.read_text()) - start if first.exists() else None,
         "peak_rss_bytes": usage.ru_maxrss * 1024,
+        "user_s": usage.ru_utime,
+        "sys_s": usage.ru_stime,  # kernel time: mostly page faults; high values flag a slow-memory run
+        "minor_faults": usage.ru_minflt,
         "load_before": load,
     }
 
@@ -316,6 +319,25 @@ def matmul_ceiling() -> float:
     return best
 
 
+# What any tool needs imported before its first LoRA step on a HF model with HF Trainer (transformers'
+# generation module imports scikit-learn when it is installed; both venvs have it).
+FLOOR_IMPORTS = (
+    "import torch, transformers, peft, datasets; "
+    "from transformers import Trainer, AutoModelForCausalLM; import sklearn.metrics"
+)
+
+
+def import_floor(repeats: int = 3) -> list[float]:
+    """Wall seconds of a fresh process of peftbench's venv that only imports FLOOR_IMPORTS: no tool that
+    starts a new process can reach its first optimizer step sooner."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run([str(ROOT / ".venv/bin/python"), "-c", FLOOR_IMPORTS], check=True)
+        times.append(time.perf_counter() - start)
+    return times
+
+
 def training_flops(work: Work, tail_only: bool) -> float:
     """Estimated FLOPs of one epoch of LoRA training on ``work`` (forward + backward), by
     torch.utils.flop_counter on one batch of the mean sequence length (peftbench's own prompts: chat
@@ -354,8 +376,14 @@ def _stats(values: list[float]) -> tuple[float, float, float]:
     return min(values), statistics.median(values), max(values)
 
 
-def summarise(works: list[Work], ceiling: float, flops: dict) -> str:
-    lines = [f"machine matmul ceiling (fp32, {THREADS} threads, 2048^3): {ceiling / 1e9:.1f} GFLOP/s", ""]
+def summarise(works: list[Work], ceiling: float, flops: dict, floor: list[float]) -> str:
+    lines = [
+        f"machine matmul ceiling (fp32, {THREADS} threads, 2048^3): {ceiling / 1e9:.1f} GFLOP/s",
+        f"import floor before any first step ({FLOOR_IMPORTS}): "
+        + " / ".join(f"{t:.2f}" for t in _stats(floor))
+        + " s (min / median / max)",
+        "",
+    ]
     for work in works:
         peer = [r for r in work.results if r["tool"] == "peer"]
         ours = [r for r in work.results if r["tool"] == "peftbench"]
@@ -379,6 +407,7 @@ def summarise(works: list[Work], ceiling: float, flops: dict) -> str:
             ),
             ("start -> first optimizer step (s)", "first_step_s", "first_step_s", False, "<= 0.5x"),
             ("peak RSS, training process (GiB)", "peak_rss_gib", "peak_rss_gib", False, "<= 1x"),
+            ("kernel time, training process (s)", "sys_s", "sys_s", False, "-"),
             ("accuracy (generate)", "accuracy", "accuracy", True, "equal"),
             ("macro-F1 (generate)", "f1_macro", "f1_macro", True, "equal"),
             ("accuracy (score mode)", "score_accuracy", "accuracy", True, "equal"),
@@ -401,6 +430,12 @@ def summarise(works: list[Work], ceiling: float, flops: dict) -> str:
                 f"training FLOPs/epoch: peftbench {f_ours:.3g} (logits at answers only), peer {f_peer:.3g}; "
                 f"achieved {rate_ours / 1e9:.1f} vs {rate_peer / 1e9:.1f} GFLOP/s = "
                 f"{rate_ours / ceiling:.0%} vs {rate_peer / ceiling:.0%} of the ceiling"
+            )
+        firsts = col(peer, "first_step_s")
+        if firsts:
+            lines.append(
+                f"import floor / peer's median first step: {min(floor) / statistics.median(firsts):.2f}x "
+                "(a fresh process cannot start faster than its imports)"
             )
         loads = [r["load_before"] for r in work.results]
         lines.append(f"load average (1 min) before each process: {min(loads):.2f} .. {max(loads):.2f}")
@@ -455,7 +490,7 @@ def main() -> None:
         work.results = [r for r in rows if r["work"] == work.name]
     ceiling = matmul_ceiling()
     flops = {w.name: (training_flops(w, True), training_flops(w, False)) for w in works}
-    print(summarise(works, ceiling, flops))
+    print(summarise(works, ceiling, flops, import_floor()))
 
 
 if __name__ == "__main__":

@@ -6,10 +6,10 @@ with a fresh ``mmap``; both thresholds move with the allocation pattern. A train
 activations at once, so in some processes glibc hands them back after every step and the next step
 page-faults them in again: measured on Work A (34M Llama, 250 steps, 2 cores) 1.6-3.2 million minor
 faults and 5-9 s of kernel time in such runs against 0.23 million and 2.3 s in the others, with 3-5%
-lower samples/s; in the peer benchmark every peftbench run right after the peer's was of the slow kind
+lower samples/s; in the peer benchmark, both runs measured right after the peer's were of the slow kind
 (benchmarks/RESULTS.md). Fixed thresholds (no trimming below 1 GiB of free heap; the heap for every
-block up to 32 MiB) make every run the fast kind. Peak RSS stays within 2%: what is kept is memory the
-next step needs again.
+block up to 32 MiB) made all 6 runs since the fast kind, with peak RSS in the range of the runs without
+them (0.91-1.08 GiB): what is kept is memory the next step needs again.
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -30,11 +31,17 @@ print(json.dumps((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) /
 """
 
 PAGES_PER_STEP = 8 * 3_000_000 * 4 // 4096
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _faults_per_step(mode: str) -> float:
     out = subprocess.run(
-        [sys.executable, "-c", _STEPS, mode], capture_output=True, text=True, check=True, timeout=120
+        [sys.executable, "-c", _STEPS, mode],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+        cwd=ROOT,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 

@@ -327,15 +327,11 @@ FLOOR_IMPORTS = (
 )
 
 
-def import_floor(repeats: int = 3) -> list[float]:
-    """Wall seconds of a fresh process of peftbench's venv that only imports FLOOR_IMPORTS: no tool that
-    starts a new process can reach its first optimizer step sooner."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        subprocess.run([str(ROOT / ".venv/bin/python"), "-c", FLOOR_IMPORTS], check=True)
-        times.append(time.perf_counter() - start)
-    return times
+def import_floor(out: Path, repeats: int = 3) -> list[float]:
+    """Wall seconds of a fresh process of peftbench's venv that only imports FLOOR_IMPORTS, started like
+    the tools' processes (``measured``): no tool that starts a new process reaches its first step sooner."""
+    cmd = [str(ROOT / ".venv/bin/python"), "-c", FLOOR_IMPORTS]
+    return [measured(cmd, out / "import_floor.log")["wall_s"] for _ in range(repeats)]
 
 
 def training_flops(work: Work, tail_only: bool) -> float:
@@ -490,7 +486,7 @@ def main() -> None:
         work.results = [r for r in rows if r["work"] == work.name]
     ceiling = matmul_ceiling()
     flops = {w.name: (training_flops(w, True), training_flops(w, False)) for w in works}
-    print(summarise(works, ceiling, flops, import_floor()))
+    print(summarise(works, ceiling, flops, import_floor(out)))
 
 
 if __name__ == "__main__":

@@ -334,11 +334,11 @@ def import_floor(out: Path, repeats: int = 3) -> list[float]:
     return [measured(cmd, out / "import_floor.log")["wall_s"] for _ in range(repeats)]
 
 
-def training_flops(work: Work, tail_only: bool) -> float:
+def training_flops(work: Work) -> tuple[float, float]:
     """Estimated FLOPs of one epoch of LoRA training on ``work`` (forward + backward), by
     torch.utils.flop_counter on one batch of the mean sequence length (peftbench's own prompts: chat
-    template, instruction, input, answer, EOS), times the number of batches. ``tail_only``: the LM head
-    over the answer positions only (peftbench); else over every position (the peer)."""
+    template, instruction, input, answer, EOS), times the number of batches: (LM head over the answer
+    positions only, as peftbench trains; LM head over every position, as the peer trains)."""
     import torch
     from peft import LoraConfig, get_peft_model
     from torch.utils.flop_counter import FlopCounterMode
@@ -358,11 +358,15 @@ def training_flops(work: Work, tail_only: bool) -> float:
     model = AutoModelForCausalLM.from_pretrained(work.model)
     model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules="all-linear"))
     ids = torch.randint(3, model.config.vocab_size, (BATCH, mean_len))
-    keep = 3 if tail_only else 0  # the answer window of a one-token label: label, EOS, and the cue
-    labels = ids[:, -keep:] if keep else ids
-    with FlopCounterMode(display=False) as counter:
-        model(input_ids=ids, labels=labels, logits_to_keep=keep).loss.backward()
-    return counter.get_total_flops() * len(rows) / BATCH
+
+    def epoch(keep: int) -> float:
+        labels = ids[:, -keep:] if keep else ids
+        with FlopCounterMode(display=False) as counter:
+            model(input_ids=ids, labels=labels, logits_to_keep=keep).loss.backward()
+        return counter.get_total_flops() * len(rows) / BATCH
+
+    # the answer window of a one-token label: label, EOS, and the cue before them; 0 keeps every position
+    return epoch(3), epoch(0)
 
 
 # -- summary ---------------------------------------------------------------------------------------
@@ -485,7 +489,7 @@ def main() -> None:
     for work in works:
         work.results = [r for r in rows if r["work"] == work.name]
     ceiling = matmul_ceiling()
-    flops = {w.name: (training_flops(w, True), training_flops(w, False)) for w in works}
+    flops = {w.name: training_flops(w) for w in works}
     print(summarise(works, ceiling, flops, import_floor(out)))
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 
 import pytest
 
-from bench.plugins import PluginError, discover, load_plugin, plugins_dir
+from bench.plugins import PluginError, discover, load_plugin, plugin_roots
 
 CONFIG = """
 from dataclasses import dataclass, field
@@ -55,7 +56,7 @@ def test_a_valid_plugin_registers_with_peft(tmp_path):
     from peft.mapping import PEFT_TYPE_TO_CONFIG_MAPPING, PEFT_TYPE_TO_PREFIX_MAPPING
 
     _write(tmp_path, "okplug")
-    (plugin,) = discover(tmp_path).values()
+    plugin = discover(tmp_path)["okplug"]
     assert (plugin.name, plugin.peft_type, plugin.prefix) == ("okplug", "OKPLUG", "okplug_")
     assert PEFT_TYPE_TO_CONFIG_MAPPING[PeftType.OKPLUG] is plugin.config_cls
     assert PEFT_TYPE_TO_PREFIX_MAPPING[PeftType.OKPLUG] == "okplug_"
@@ -68,12 +69,16 @@ def test_project_plugins_are_found():
     assert found["bitfit"].peft_type == "BITFIT" and found["svft"].prefix == "svft_"
 
 
-def test_plugins_dir_precedence(monkeypatch, tmp_path):
-    monkeypatch.setenv("PEFT_DIR", str(tmp_path / "env"))
-    assert plugins_dir(tmp_path / "cfg") == tmp_path / "cfg"
-    assert plugins_dir(None) == tmp_path / "env"
+def test_plugin_roots_order(monkeypatch, tmp_path):
+    from bench import PROJECT_DIR
+
+    shipped = PROJECT_DIR / "plugins"
+    monkeypatch.setenv("PEFT_DIR", f"{tmp_path / 'env1'}{os.pathsep}{tmp_path / 'env2'}")
+    assert plugin_roots(tmp_path / "cfg") == [tmp_path / "cfg", tmp_path / "env1", tmp_path / "env2", shipped]
+    monkeypatch.setenv("PEFT_DIR", str(shipped))  # the same folder twice counts once
+    assert plugin_roots(None) == [shipped]
     monkeypatch.delenv("PEFT_DIR")
-    assert plugins_dir(None).name == "plugins"
+    assert plugin_roots(None) == [shipped]
 
 
 @pytest.mark.parametrize(
@@ -133,7 +138,7 @@ def test_broken_plugin_fails_method_validation(compose, tmp_path):
 def test_tuner_written_for_older_peft_gets_the_newer_class_attributes(tmp_path):
     """PEFT-Factory's tuners predate peft 0.18's tuner_layer_cls / target_module_mapping."""
     _write(tmp_path, "oldpeft")
-    (plugin,) = discover(tmp_path).values()
+    plugin = discover(tmp_path)["oldpeft"]
     from peft.tuners.tuners_utils import BaseTunerLayer
 
     assert plugin.model_cls.tuner_layer_cls is BaseTunerLayer and plugin.model_cls.target_module_mapping == {}

@@ -67,6 +67,24 @@ class MethodConfig:
     plugins_dir: str | None = None  # custom methods folder; default $PEFT_DIR or plugins/
 
 
+PROMPT_STYLES = ("peftbench", "paper")
+
+
+@dataclass
+class PaperPromptConfig:
+    """PEFT-Factory's prompt for a dataset (its ``data/dataset_info.json`` and the row layout of
+    ``scripts/peftfactory/preprocess_datasets.py``), used with ``dataset.prompt_style=paper``.
+
+    Each field set here replaces the dataset's own; None keeps it.
+    """
+
+    instruction: str | None = None
+    train_instruction: str | None = None  # where PEFT-Factory's train entry differs from its eval entry
+    input_template: str | None = None
+    label_names: list[str] | None = None  # the paper's label words, in label-id order
+    label_field: str | None = None  # where the paper's target differs (e.g. GSM8K with calculator notes)
+
+
 @dataclass
 class DatasetConfig:
     name: str = MISSING
@@ -91,6 +109,9 @@ class DatasetConfig:
     max_train_samples: int | None = None  # cap on the train split before the hold-out
     max_eval_samples: int | None = None  # cap on the test split
     subset_seed: int = 0  # caps use a fixed seed so every run sees the same rows
+    id_field: str | None = None  # the dataset's own id column (idx, id, ...); else the row index
+    prompt_style: str = "peftbench"  # one of PROMPT_STYLES: peftbench (ours) | paper (PEFT-Factory's)
+    paper: PaperPromptConfig = field(default_factory=PaperPromptConfig)  # used when prompt_style=paper
 
 
 @dataclass
@@ -136,7 +157,7 @@ class TrainerConfig:
     max_grad_norm: float = 1.0
     eval_every: float = 0.05  # validation loss every 5% of the steps (a fraction of total steps)
     eval_batch_size: int = 16
-    max_seq_length: int = 512
+    max_seq_length: int = 2048  # the paper's cutoff_len; each row is cut on its own (bench/data/prompts.py)
     logging_steps: int = 10
     # batches of similar length (less padding, ~7% faster on Work A) but less diverse batches: on the demo
     # task LoRA lost macro-F1 with it (0.69 -> 0.46, 0.53 -> 0.42 on two seeds), so it is opt-in

@@ -24,8 +24,9 @@ from bench.data.prompts import Example
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 1  # bump when the prompt or encoding code changes what a key produces
+CACHE_VERSION = 2  # bump when the prompt or encoding code changes what a key produces
 _TEST_FILE = "test.json"
+_COUNTS = ("dropped_rows",)  # PreparedData's per-split row counts, kept beside the test examples
 
 
 def _digest(obj) -> str:
@@ -83,8 +84,17 @@ def load(path: Path):
         name: Dataset.load_from_disk(str(path / name)) if (path / name).exists() else None
         for name in ("train", "val")
     }
-    examples = [Example(e["input"], e["target"], tuple(e["references"])) for e in test["examples"]]
-    return PreparedData(splits["train"], splits["val"], examples, test["prompts"], test["prompt_ids"])
+    examples = [
+        Example(e["input"], e["target"], tuple(e["references"]), e["row_id"]) for e in test["examples"]
+    ]
+    return PreparedData(
+        splits["train"],
+        splits["val"],
+        examples,
+        test["prompts"],
+        test["prompt_ids"],
+        **{key: test[key] for key in _COUNTS},
+    )
 
 
 def save(path: Path, data) -> None:
@@ -95,10 +105,11 @@ def save(path: Path, data) -> None:
                 split.save_to_disk(str(tmp / name))
         test = {
             "examples": [
-                {"input": e.input, "target": e.target, "references": list(e.references)}
+                {"input": e.input, "target": e.target, "references": list(e.references), "row_id": e.row_id}
                 for e in data.test_examples
             ],
             "prompts": data.test_prompts,
             "prompt_ids": data.test_prompt_ids,
+            **{key: getattr(data, key) for key in _COUNTS},
         }
         (tmp / _TEST_FILE).write_text(json.dumps(test))

@@ -8,13 +8,13 @@ rows -> ``dataset.preprocess`` (bench/data/preprocess.py) -> Examples -> caps an
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from omegaconf import DictConfig
 
 from bench.config.schema import LABEL_TASKS
 from bench.data.loading import load_split
-from bench.data.prompts import Example, encode_for_training, encode_prompts, expand_references, to_examples
+from bench.data.prompts import Example, encode_for_training, encode_prompts, expand_references, read_examples
 from bench.data.splits import holdout_indices, sample_indices
 
 log = logging.getLogger(__name__)
@@ -27,6 +27,8 @@ class PreparedData:
     test_examples: list[Example]
     test_prompts: list[str]
     test_prompt_ids: list[list[int]]
+    # rows left out per hub split ("train", "test"): no target, or dropped by dataset.preprocess
+    dropped_rows: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -36,6 +38,7 @@ class SplitExamples:
     train: list[Example] | None  # None when no training set is needed (method=none)
     val: list[Example] | None
     test: list[Example]
+    dropped_rows: dict[str, int] = field(default_factory=dict)  # per hub split: "train", "test"
 
 
 def _select(examples: list[Example], indices: list[int]) -> list[Example]:
@@ -50,19 +53,23 @@ def split_examples(cfg: DictConfig, train: bool = True) -> SplitExamples:
     """
     ds, mirror = cfg.dataset, cfg.data.mirror
     stratify = ds.task_type in LABEL_TASKS
-    test = to_examples(load_split(ds, ds.test_split, mirror), ds, ds.test_split)
+    test, dropped = read_examples(load_split(ds, ds.test_split, mirror), ds, ds.test_split)
+    dropped_rows = {"test": dropped}
     labels = [e.target for e in test] if stratify else None
     test = _select(test, sample_indices(len(test), ds.max_eval_samples, ds.subset_seed, labels))
     if not train:
-        return SplitExamples(None, None, test)
+        return SplitExamples(None, None, test, dropped_rows)
 
-    pool = to_examples(load_split(ds, ds.train_split, mirror), ds, ds.train_split)
+    pool, dropped_rows["train"] = read_examples(load_split(ds, ds.train_split, mirror), ds, ds.train_split)
     labels = [e.target for e in pool] if stratify else None
     pool = _select(pool, sample_indices(len(pool), ds.max_train_samples, ds.subset_seed, labels))
     labels = [e.target for e in pool] if stratify else None
     train_idx, val_idx = holdout_indices(len(pool), ds.val_fraction, cfg.seed, labels)
     return SplitExamples(
-        expand_references(_select(pool, train_idx)), expand_references(_select(pool, val_idx)), test
+        expand_references(_select(pool, train_idx)),
+        expand_references(_select(pool, val_idx)),
+        test,
+        dropped_rows,
     )
 
 
@@ -90,7 +97,9 @@ def prepare_data(cfg: DictConfig, tokenizer, use_cache: bool = True) -> Prepared
             len(val_set) if val_set is not None else 0,
             len(splits.test),
         )
-    data = PreparedData(train_set, val_set, splits.test, prompts, prompt_ids)
+    if any(splits.dropped_rows.values()):
+        log.info("data %s: rows without a target or dropped by preprocess: %s", ds.name, splits.dropped_rows)
+    data = PreparedData(train_set, val_set, splits.test, prompts, prompt_ids, splits.dropped_rows)
     if path is not None:
         cache.save(path, data)
     return data

@@ -22,6 +22,9 @@ class Example:
     input: str  # the formatted input fields (no instruction)
     target: str  # the text the model should produce: a label word or an answer
     references: tuple[str, ...] = ()  # every gold answer where a row has several (ReCoRD); else empty
+    # the dataset's own id (``dataset.id_field``) or the row's index in its hub split; kept through
+    # caps, hold-outs and dropped rows, so two runs can be compared example by example
+    row_id: str = ""
 
     @property
     def reference(self) -> str | list[str]:
@@ -45,11 +48,11 @@ def _input_text(row: dict, ds: DatasetConfig) -> str:
     )
 
 
-def _label_word(value, ds: DatasetConfig, split: str, i: int) -> str:
+def _label_word(value, ds: DatasetConfig, split: str, i: int) -> str | None:
     names = list(ds.label_names)
     where = f"dataset {ds.name!r}, split {split!r}, row {i}"
-    if value is None or (isinstance(value, int) and value == -1):
-        raise DataError(f"{where}: no label (got {value!r}). Drop unlabelled rows or use a labelled split.")
+    if value is None or value == "" or (isinstance(value, int) and value == -1):
+        return None  # unlabelled: dropped and counted
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise DataError(f"{where}: label {value!r} is neither a label id nor a label word.")
     if isinstance(value, int):
@@ -77,13 +80,36 @@ def _check_columns(columns: list[str], ds: DatasetConfig, split: str, where: str
         )
 
 
-def _target(row: dict, ds: DatasetConfig, split: str, i: int) -> str:
+def _target(row: dict, ds: DatasetConfig, split: str, i: int) -> str | None:
+    """The row's target text, or None when it has none (an unlabelled row, an empty answer)."""
     if ds.task_type in LABEL_TASKS:
         return _label_word(row[ds.label_field], ds, split, i)
     value = row[ds.label_field]
-    if value is None or not str(value).strip():
-        raise DataError(f"dataset {ds.name!r}, split {split!r}, row {i}: no target ({ds.label_field}).")
-    return str(value)
+    return None if value is None or not str(value).strip() else str(value)
+
+
+def _row_ids(dataset, ds: DatasetConfig, split: str) -> list[str]:
+    """``dataset.id_field`` as text (dict ids such as MultiRC's joined with ``/``), else the row index.
+
+    An id column whose values repeat within the split is no id: the row index is used and logged.
+    """
+    n = len(dataset)
+    if not ds.id_field or ds.id_field not in dataset.column_names:
+        if ds.id_field:
+            log.warning(
+                "dataset %s, split %s: no id column %r; row indices are the ids", ds.name, split, ds.id_field
+            )
+        return [str(i) for i in range(n)]
+    ids = [
+        "/".join(str(v) for v in value.values()) if isinstance(value, dict) else str(value)
+        for value in dataset[ds.id_field]
+    ]
+    if len(set(ids)) != n:
+        log.warning(
+            "dataset %s, split %s: ids in %r repeat; row indices are the ids", ds.name, split, ds.id_field
+        )
+        return [str(i) for i in range(n)]
+    return ids
 
 
 def _plain(ds: DatasetConfig) -> DatasetConfig:
@@ -97,9 +123,17 @@ def _plain(ds: DatasetConfig) -> DatasetConfig:
 
 
 def to_examples(dataset, ds: DatasetConfig, split: str) -> list[Example]:
+    """:func:`read_examples` without the count of dropped rows."""
+    return read_examples(dataset, ds, split)[0]
+
+
+def read_examples(dataset, ds: DatasetConfig, split: str) -> tuple[list[Example], int]:
     """Check columns and labels, reshape rows (``dataset.preprocess``), turn each into an :class:`Example`.
 
-    Errors name the dataset, split and row (the hub row number, before any dropped rows).
+    Rows without a target (no label, an empty answer) and rows the preprocess drops are left out, counted
+    and logged: one bad row of a hub release never stops a run. A split with no usable row is an error.
+    Returns the examples and the number of rows dropped. Errors name the dataset, split and row (the
+    hub row number, before any dropped rows).
     """
     from bench.data.preprocess import PREPROCESSORS
 
@@ -109,7 +143,9 @@ def to_examples(dataset, ds: DatasetConfig, split: str) -> list[Example]:
     if reshape is None:
         _check_columns(columns, ds, split)
     input_names = template_fields(ds.input_template) if ds.input_template else list(ds.input_fields)
-    examples, dropped = [], 0
+    row_ids = _row_ids(dataset, ds, split)
+    examples, dropped = [], {"preprocess": 0, "no target": 0}
+    checked = reshape is None
     for i, row in enumerate(dataset.to_list()):  # one Arrow conversion, not one per row
         if reshape is not None:
             where = f"dataset {ds.name!r}, split {split!r}, row {i}"
@@ -123,15 +159,19 @@ def to_examples(dataset, ds: DatasetConfig, split: str) -> list[Example]:
             except (ValueError, TypeError, IndexError) as err:
                 raise DataError(f"{where}: {err} (preprocess {ds.preprocess!r}).") from None
             if row is None:
-                dropped += 1
+                dropped["preprocess"] += 1
                 continue
-            if not examples:
+            if not checked:
                 _check_columns(list(row), ds, split, f" after preprocess {ds.preprocess!r}")
+                checked = True
+        target = _target(row, ds, split, i)
+        if target is None:
+            dropped["no target"] += 1
+            continue
         text = _input_text(row, ds)
         # With a template the labels it adds are never empty; the input is empty when every field is.
         if not text.strip() or all(row[f] is None or not str(row[f]).strip() for f in input_names):
             raise DataError(f"dataset {ds.name!r}, split {split!r}, row {i}: empty input.")
-        target = _target(row, ds, split, i)
         references = ()
         if ds.references_field:
             references = tuple(str(r) for r in row[ds.references_field] or ())
@@ -139,18 +179,25 @@ def to_examples(dataset, ds: DatasetConfig, split: str) -> list[Example]:
                 raise DataError(
                     f"dataset {ds.name!r}, split {split!r}, row {i}: no gold answers ({ds.references_field})."
                 )
-        examples.append(Example(input=text, target=target, references=references))
-    if dropped:
-        log.info(
-            "dataset %s, split %s: preprocess %s dropped %d row(s)", ds.name, split, ds.preprocess, dropped
+        examples.append(Example(input=text, target=target, references=references, row_id=row_ids[i]))
+    for reason, n in dropped.items():
+        if n:
+            why = f"preprocess {ds.preprocess}" if reason == "preprocess" else f"no target ({ds.label_field})"
+            log.info(
+                "dataset %s, split %s: dropped %d of %d row(s): %s", ds.name, split, n, len(dataset), why
+            )
+    if not examples and len(dataset):
+        raise DataError(
+            f"dataset {ds.name!r}, split {split!r}: none of its {len(dataset)} rows has a target "
+            f"({ds.label_field}); use a labelled split (dataset.train_split / dataset.test_split)."
         )
-    return examples
+    return examples, sum(dropped.values())
 
 
 def expand_references(examples: list[Example]) -> list[Example]:
     """One training example per gold answer for multi-answer rows (ReCoRD); others unchanged."""
     return [
-        Example(ex.input, ref) if ex.references else ex
+        Example(ex.input, ref, row_id=ex.row_id) if ex.references else ex
         for ex in examples
         for ref in (ex.references or (ex.target,))
     ]

@@ -114,3 +114,24 @@ def test_generation_scores_against_every_gold(compose, monkeypatch):
     result = predict_module.predict(cfg, model=None, tokenizer=None, data=data)
     assert result.metrics["record_em"] == 0.5  # London is the second gold of row 1; Rome is wrong
     assert result.rows[0]["reference"] == ["Paris", "London"] and result.rows[0]["parsed"] == "London"
+
+
+def test_dropped_rows_and_row_ids_are_recorded_and_cached(tiny, monkeypatch):
+    cfg, tok = tiny("dataset=code/codealpaca_py")
+    data = prepare_data(cfg, tok)
+    assert data.dropped_rows == {"test": 0, "train": 1}  # the fixture's train row with an empty response
+    assert [e.row_id for e in data.test_examples] == ["0", "1"]
+    monkeypatch.setattr(type(tok), "__call__", lambda *a, **k: (_ for _ in ()).throw(AssertionError))
+    again = prepare_data(cfg, tok)
+    assert again.dropped_rows == data.dropped_rows and again.test_examples == data.test_examples
+
+
+def test_row_ids_survive_caps_and_the_hold_out(compose, fixture_mirror):
+    from bench.data.pipeline import split_examples
+
+    cfg = compose(f"data.mirror={fixture_mirror}", "dataset=superglue/cb", "dataset.max_train_samples=5")
+    splits = split_examples(cfg)
+    hub_ids = {str(44 + i): f"Premise {i}." for i in range(6)}  # the fixture's train idx and premise
+    kept = splits.train + splits.val
+    assert len(kept) == 5 and len({e.row_id for e in kept}) == 5
+    assert all(e.input.startswith(f"Premise: {hub_ids[e.row_id]}") for e in kept)

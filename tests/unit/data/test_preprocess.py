@@ -14,7 +14,7 @@ from bench.data.preprocess import (
     record,
     wsc,
 )
-from bench.data.prompts import to_examples
+from bench.data.prompts import read_examples, to_examples
 from bench.errors import DataError
 from bench.registry import RegistryError
 
@@ -107,18 +107,17 @@ def test_multiple_choice_label_outside_the_options(compose):
         to_examples(rows, ds, "validation")
 
 
-def test_unlabelled_multiple_choice_row(compose):
+def test_unlabelled_rows_are_dropped_and_counted(compose):
     ds = compose("dataset=others/hellaswag").dataset
-    row = {"activity_label": "x", "ctx": "c", "endings": ["a", "b", "c", "d"], "label": ""}
-    with pytest.raises(DataError, match="split 'test', row 0: no label"):
-        to_examples(Dataset.from_list([row]), ds, "test")
+    row = {"activity_label": "x", "ctx": "c", "endings": ["a", "b", "c", "d"], "label": "1", "ind": 7}
+    rows = Dataset.from_list([row, {**row, "label": "", "ind": 8}])
+    examples, dropped = read_examples(rows, ds, "test")
+    assert [(e.target, e.row_id) for e in examples] == [("B", "7")] and dropped == 1
 
-
-def test_record_row_without_golds(compose):
     ds = compose("dataset=superglue/record").dataset
-    row = {"passage": "p", "query": "@placeholder", "entities": ["A"], "answers": []}
-    with pytest.raises(DataError, match=r"split 'test', row 0: no target \(answer\)"):
-        to_examples(Dataset.from_list([row]), ds, "test")
+    row = {"passage": "p", "query": "@placeholder", "entities": ["A"], "answers": ["A"]}
+    examples, dropped = read_examples(Dataset.from_list([row, {**row, "answers": []}]), ds, "test")
+    assert [e.references for e in examples] == [("A",)] and dropped == 1
 
 
 def test_empty_input_after_template(compose):

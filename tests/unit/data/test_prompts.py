@@ -1,7 +1,14 @@
 import pytest
 from datasets import Dataset
 
-from bench.data.prompts import IGNORE_INDEX, Example, build_prompt, encode_for_training, to_examples
+from bench.data.prompts import (
+    IGNORE_INDEX,
+    Example,
+    build_prompt,
+    encode_for_training,
+    read_examples,
+    to_examples,
+)
 from bench.errors import DataError
 
 
@@ -10,9 +17,60 @@ def sst2(compose):
     return compose("model=tiny-random", "dataset=glue/sst2").dataset
 
 
-def test_rows_become_examples_with_label_words(sst2):
-    rows = Dataset.from_dict({"sentence": ["great fun ", "dull"], "label": [1, 0], "idx": [0, 1]})
-    assert to_examples(rows, sst2, "train") == [Example("great fun", "positive"), Example("dull", "negative")]
+def test_rows_become_examples_with_label_words_and_the_hub_id(sst2):
+    rows = Dataset.from_dict({"sentence": ["great fun ", "dull"], "label": [1, 0], "idx": [10, 11]})
+    assert to_examples(rows, sst2, "train") == [
+        Example("great fun", "positive", row_id="10"),
+        Example("dull", "negative", row_id="11"),
+    ]
+
+
+def test_row_ids_without_an_id_column_or_with_repeats_are_row_indices(sst2):
+    rows = Dataset.from_dict({"sentence": ["a", "b", "c"], "label": [1, 0, 1]})
+    assert [e.row_id for e in to_examples(rows, sst2, "train")] == ["0", "1", "2"]
+    repeated = Dataset.from_dict({"sentence": ["a", "b", "c"], "label": [1, 0, 1], "idx": [5, 5, 6]})
+    assert [e.row_id for e in to_examples(repeated, sst2, "train")] == ["0", "1", "2"]
+
+
+def test_dict_ids_are_joined(compose):
+    multirc = compose("dataset=superglue/multirc").dataset
+    rows = Dataset.from_dict(
+        {
+            "paragraph": ["P", "P"],
+            "question": ["Q?", "Q?"],
+            "answer": ["a", "b"],
+            "idx": [
+                {"paragraph": 3, "question": 1, "answer": 0},
+                {"paragraph": 3, "question": 1, "answer": 1},
+            ],
+            "label": [1, 0],
+        }
+    )
+    assert [e.row_id for e in to_examples(rows, multirc, "validation")] == ["3/1/0", "3/1/1"]
+
+
+def test_rows_without_a_target_are_dropped_and_counted(sst2, compose, caplog):
+    rows = Dataset.from_dict(
+        {"sentence": ["a", "b", "c", "d"], "label": [1, -1, None, 0], "idx": [0, 1, 2, 3]}
+    )
+    examples, dropped = read_examples(rows, sst2, "train")
+    assert [(e.target, e.row_id) for e in examples] == [("positive", "0"), ("negative", "3")]
+    assert dropped == 2
+    # a code set whose release has empty answers (CodeAlpaca): dropped, never fatal
+    code = compose("dataset=code/codealpaca_py").dataset
+    rows = Dataset.from_dict({"prompt": ["Add.", "Sub.", "Mul."], "response": ["a + b", "", None]})
+    with caplog.at_level("INFO", logger="bench.data.prompts"):
+        examples, dropped = read_examples(rows, code, "train")
+    assert [(e.input, e.target, e.row_id) for e in examples] == [("Add.", "a + b", "0")] and dropped == 2
+    assert "dropped 2 of 3 row(s): no target (response)" in caplog.text
+
+
+def test_a_split_without_any_target_is_an_error(sst2):
+    rows = Dataset.from_dict({"sentence": ["a", "b"], "label": [-1, -1]})
+    with pytest.raises(
+        DataError, match="split 'test': none of its 2 rows has a target .*use a labelled split"
+    ):
+        to_examples(rows, sst2, "test")
 
 
 def test_string_labels_accepted_by_name(sst2):
@@ -23,10 +81,8 @@ def test_string_labels_accepted_by_name(sst2):
 @pytest.mark.parametrize(
     ("labels", "match"),
     [
-        ([1, -1], "split 'train', row 1: no label"),
-        ([1, 7], r"row 1: label id 7 is outside the label set"),
+        ([1, 7], r"split 'train', row 1: label id 7 is outside the label set"),
         (["positive", "meh"], r"row 1: label 'meh' is not in the label set"),
-        ([1, None], "row 1: no label"),
     ],
 )
 def test_bad_labels_name_dataset_split_and_row(sst2, labels, match):

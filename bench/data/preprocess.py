@@ -7,8 +7,10 @@ and ``references_field`` then refer to. A missing column surfaces as a KeyError,
 a DataError naming the dataset, split, row and the columns found. A row that cannot be used raises
 ValueError with the reason.
 
-Multiple-choice sets return ``question``, ``options`` (one ``A. ...`` line per choice) and ``label`` (the
-answer letter, or None when the row has no label).
+Multiple-choice sets return the hub row plus ``mc_question``, ``mc_options`` (one ``A. ...`` line per
+choice) and ``label`` (the answer's index, or None when the row has no label): ``dataset.label_names``
+turns the index into the label word (``A``-``D`` for ours, e.g. ``choice1``/``choice2`` for the paper's
+COPA prompt), and the hub columns stay available to the paper's templates (``dataset.paper``).
 """
 
 from __future__ import annotations
@@ -28,12 +30,10 @@ def options_text(options: Sequence[str]) -> str:
     return "\n".join(f"{LETTERS[i]}. {str(text).strip()}" for i, text in enumerate(options))
 
 
-def _letter(index: int | None, n_options: int) -> str | None:
-    if index is None:
-        return None
-    if not 0 <= index < n_options:
+def _checked(index: int | None, n_options: int) -> int | None:
+    if index is not None and not 0 <= index < n_options:
         raise ValueError(f"answer index {index} is outside the {n_options} options")
-    return LETTERS[index]
+    return index
 
 
 def _index(value, base: int = 0) -> int | None:
@@ -49,11 +49,12 @@ def format_number(value: float) -> str:
     return str(int(value)) if value.is_integer() else f"{value:.4f}".rstrip("0")
 
 
-def _multiple_choice(question: str, options: Sequence[str], index: int | None) -> dict:
+def _multiple_choice(row: dict, question: str, options: Sequence[str], index: int | None) -> dict:
     return {
-        "question": question.strip(),
-        "options": options_text(options),
-        "label": _letter(index, len(options)),
+        **row,
+        "mc_question": question.strip(),
+        "mc_options": options_text(options),
+        "label": _checked(index, len(options)),
     }
 
 
@@ -62,14 +63,16 @@ def mmlu(row: dict) -> dict:
     """cais/mmlu: ``choices`` (4 strings), ``answer`` (ClassLabel A-D as an id)."""
     subject = row["subject"].replace("_", " ") if row.get("subject") else ""
     question = f"({subject}) {row['question']}" if subject else row["question"]
-    return _multiple_choice(question, row["choices"], _index(row["answer"]))
+    return _multiple_choice(row, question, row["choices"], _index(row["answer"]))
 
 
 @PREPROCESSORS.register("hellaswag")
 def hellaswag(row: dict) -> dict:
     """Rowan/hellaswag: context ``ctx`` (with ``activity_label``), 4 ``endings``, ``label`` as "0".."3"."""
     context = f"{row['activity_label']}: {row['ctx']}" if row.get("activity_label") else row["ctx"]
-    return _multiple_choice(context, row["endings"], _index(row["label"]))
+    # the paper's layout: "ctx_a Ctx_b," (PEFT-Factory's preprocess_hellaswag)
+    paper = f"{row.get('ctx_a', '')} {str(row.get('ctx_b') or '').capitalize()},"
+    return {**_multiple_choice(row, context, row["endings"], _index(row["label"])), "paper_context": paper}
 
 
 @PREPROCESSORS.register("obqa")
@@ -79,7 +82,7 @@ def obqa(row: dict) -> dict:
     key = row["answerKey"]
     if key and key not in labels:
         raise ValueError(f"answerKey {key!r} is not one of the choice labels {labels}")
-    return _multiple_choice(row["question_stem"], texts, labels.index(key) if key else None)
+    return _multiple_choice(row, row["question_stem"], texts, labels.index(key) if key else None)
 
 
 @PREPROCESSORS.register("siqa")
@@ -87,19 +90,20 @@ def siqa(row: dict) -> dict:
     """lighteval/siqa (= allenai/social_i_qa): context, question, answerA/B/C, ``label`` "1".."3"."""
     question = f"{row['context'].strip()}\n{row['question'].strip()}"
     options = [row["answerA"], row["answerB"], row["answerC"]]
-    return _multiple_choice(question, options, _index(row["label"], base=1))
+    return _multiple_choice(row, question, options, _index(row["label"], base=1))
 
 
 @PREPROCESSORS.register("piqa")
 def piqa(row: dict) -> dict:
     """PIQA: goal ``goal``, solutions ``sol1``/``sol2``, ``label`` 0/1."""
-    return _multiple_choice(row["goal"], [row["sol1"], row["sol2"]], _index(row["label"]))
+    return _multiple_choice(row, row["goal"], [row["sol1"], row["sol2"]], _index(row["label"]))
 
 
 @PREPROCESSORS.register("winogrande")
 def winogrande(row: dict) -> dict:
     """allenai/winogrande: ``sentence`` with a ``_`` gap, ``option1``/``option2``, ``answer`` "1"/"2"."""
-    return _multiple_choice(row["sentence"], [row["option1"], row["option2"]], _index(row["answer"], base=1))
+    options = [row["option1"], row["option2"]]
+    return _multiple_choice(row, row["sentence"], options, _index(row["answer"], base=1))
 
 
 @PREPROCESSORS.register("copa")
@@ -107,12 +111,11 @@ def copa(row: dict) -> dict:
     """aps/super_glue copa: ``premise``, ``question`` (cause/effect), ``choice1/2``, ``label`` 0/1."""
     ask = "What was the cause?" if row["question"] == "cause" else "What happened as a result?"
     return _multiple_choice(
-        f"{row['premise'].strip()}\n{ask}", [row["choice1"], row["choice2"]], _index(row["label"])
+        row, f"{row['premise'].strip()}\n{ask}", [row["choice1"], row["choice2"]], _index(row["label"])
     )
 
 
 _MATHQA_OPTION = re.compile(r"([a-e])\s*\)\s*(.*?)(?=\s*,\s*[a-e]\s*\)|$)")
-_HAS_NUMBER = re.compile(r"\d")
 
 
 def mathqa_options(text: str) -> list[str]:
@@ -125,20 +128,16 @@ def mathqa_options(text: str) -> list[str]:
 
 
 @PREPROCESSORS.register("mathqa")
-def mathqa(row: dict) -> dict | None:
-    """regisss/math_qa (= allenai/math_qa): options listed A-E; target = the correct option's value.
+def mathqa(row: dict) -> dict:
+    """regisss/math_qa (= allenai/math_qa): a 5-option letter task, as PEFT-Bench scored it.
 
-    The metric compares numbers, so the target is the value ("27.675"), not the letter.
-
-    Rows whose correct option holds no number (e.g. "none of these") are dropped: the numeric metric
-    cannot score them.
+    ``correct`` (a-e) becomes the answer's index; the options are listed A-E for our prompt, and the
+    paper's prompt shows the hub's raw ``options`` string with labels a-e (``dataset.paper``).
     """
     options = mathqa_options(row["options"])
-    index = "abcde".index(row["correct"].strip().lower())
-    answer = options[index]
-    if not _HAS_NUMBER.search(answer):
-        return None
-    return {"question": row["Problem"].strip(), "options": options_text(options), "answer": answer}
+    correct = (row["correct"] or "").strip().lower()
+    index = "abcde".index(correct) if correct else None
+    return _multiple_choice(row, row["Problem"], options, index)
 
 
 @PREPROCESSORS.register("wsc")

@@ -194,11 +194,11 @@ CASES: dict[str, Case] = {
     "math/mathqa": Case(
         "a train 120 m long crosses a pole in 12 sec . find its speed in m / s .\n"
         "Options:\nA. 12\nB. 10\nC. 8.5\nD. 20\nE. none of these",
-        "10",
-        None,
-        "generation",
-        "math_exact_match",
-        n_test=2,  # of 3: the row whose answer is "none of these" is dropped
+        "B",
+        ["A", "B", "C", "D", "E"],
+        "multiple_choice",
+        "f1_macro",
+        n_test=3,  # a letter task: the row whose answer is "none of these" is kept
     ),
     "math/gsm8k": Case(
         "Janet has 16 eggs and eats 3. How many are left?",

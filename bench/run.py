@@ -129,6 +129,7 @@ def _execute(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         checkpoints = run_dir / "checkpoints"
         with PeakMemory(device) as peak:
             outcome = train(cfg, model, tokenizer, data.train, data.val, checkpoints)
+        model = outcome.model  # the best checkpoint's weights are the ones saved and evaluated
         write_json_atomic(run_dir / "log_history.json", outcome.log_history)
         out.update(
             trainable_params=outcome.trainable_params,

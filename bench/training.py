@@ -2,7 +2,10 @@
 
 AdamW, cosine schedule, warmup ratio 0.1, weight decay 1e-5; validation loss every ``trainer.eval_every``
 (5%) of the steps, with a checkpoint at each; the checkpoint with the lowest validation loss is loaded
-back at the end and is the one evaluated.
+back at the end and is the one evaluated. Trainer loads it for every method but peft's prompt-learning
+ones, which transformers refuses (peft issue #2256: their checkpoint holds the prompt encoder's *output*,
+not its MLP/LSTM); for those the best checkpoint is loaded onto the base model here, as a user would load
+the saved adapter.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -32,6 +36,7 @@ class TrainOutcome:
     best_val_loss: float | None
     log_history: list[dict] = field(default_factory=list)
     resumed_from: str | None = None  # the checkpoint a re-launch continued from
+    model: Any = None  # the model to evaluate: the one trained, or the best checkpoint loaded onto its base
 
 
 def effective_learning_rate(cfg: DictConfig) -> float:
@@ -60,9 +65,19 @@ def steps_between_evals(cfg: DictConfig, n_train: int) -> int:
     return max(1, math.ceil(every * total_steps(cfg, n_train)))
 
 
-def training_arguments(cfg: DictConfig, output_dir: Path, n_train: int, validate: bool = True):
+def is_prompt_learning(model) -> bool:
+    """A peft prompt-learning model (soft prompts, prefixes): Trainer cannot reload its best checkpoint."""
+    configs = getattr(model, "peft_config", None)
+    return bool(configs) and any(getattr(c, "is_prompt_learning", False) for c in configs.values())
+
+
+def training_arguments(
+    cfg: DictConfig, output_dir: Path, n_train: int, validate: bool = True, prompt_learning: bool = False
+):
     """Trainer's arguments. ``validate=False`` (no validation split): no evaluations, and the last
-    checkpoint is the result; checkpoints are still saved every ``eval_every`` for resuming."""
+    checkpoint is the result; checkpoints are still saved every ``eval_every`` for resuming.
+    ``prompt_learning``: Trainer still tracks the best checkpoint (and keeps it through
+    ``save_total_limit``) but does not load it; :func:`train` does."""
     from transformers import TrainingArguments
 
     t, hw = cfg.trainer, cfg.hardware
@@ -90,9 +105,9 @@ def training_arguments(cfg: DictConfig, output_dir: Path, n_train: int, validate
         eval_steps=every if validate else None,
         save_strategy="steps",
         save_steps=every,
-        save_total_limit=2,  # the best and the latest survive
-        load_best_model_at_end=t.load_best_model_at_end and validate,
-        metric_for_best_model="eval_loss" if validate else None,
+        save_total_limit=2,  # the best and the latest survive (Trainer's rotation spares the best)
+        load_best_model_at_end=t.load_best_model_at_end and validate and not prompt_learning,
+        metric_for_best_model="eval_loss" if validate else None,  # sets state.best_model_checkpoint
         greater_is_better=False,
         logging_steps=t.logging_steps,
         group_by_length=t.group_by_length,
@@ -167,17 +182,19 @@ def _callbacks() -> list:
 
 
 def train(cfg: DictConfig, model, tokenizer, train_set, val_set, output_dir: Path) -> TrainOutcome:
-    """Train ``model`` in place; on return it holds the best checkpoint's weights (the last ones when
-    ``val_set`` is None)."""
+    """Train ``model`` in place. ``outcome.model`` holds the best checkpoint's weights (the last ones when
+    ``val_set`` is None): ``model`` itself, or, for prompt learning, the best checkpoint on its base."""
     from transformers import PrinterCallback
 
     from bench.data.collate import make_collator
     from bench.length_sampler import LengthGroupedTrainer as Trainer
 
     optimizer = method_optimizer(cfg, model)  # None: Trainer's own AdamW
+    prompt_learning = is_prompt_learning(model)
+    validate = val_set is not None
     trainer = Trainer(
         model=model,
-        args=training_arguments(cfg, output_dir, len(train_set), validate=val_set is not None),
+        args=training_arguments(cfg, output_dir, len(train_set), validate, prompt_learning),
         train_dataset=train_set,
         eval_dataset=val_set,
         data_collator=make_collator(model, tokenizer),
@@ -205,6 +222,8 @@ def train(cfg: DictConfig, model, tokenizer, train_set, val_set, output_dir: Pat
             config.use_cache = use_cache
     trainable = sum(p.numel() for group in trainer.optimizer.param_groups for p in group["params"])
     state = trainer.state
+    if prompt_learning and validate and cfg.trainer.load_best_model_at_end and state.best_model_checkpoint:
+        model = load_best_prompt_checkpoint(cfg, model, Path(state.best_model_checkpoint))
     log.info(
         "trained %d steps; best validation loss %s at %s",
         state.global_step,
@@ -220,4 +239,22 @@ def train(cfg: DictConfig, model, tokenizer, train_set, val_set, output_dir: Pat
         best_val_loss=state.best_metric,
         log_history=list(state.log_history),
         resumed_from=resume.name if resume else None,
+        model=model,
     )
+
+
+def load_best_prompt_checkpoint(cfg: DictConfig, model, checkpoint: Path):
+    """The best checkpoint of a prompt-learning run, loaded onto the run's (untouched) base model.
+
+    The checkpoint holds what ``save_pretrained`` writes: the virtual tokens as the prompt encoder
+    produces them (P-Tuning's LSTM/MLP and Prefix Tuning's projection are training devices only), so
+    the model comes back in peft's inference form, the form the saved adapter reloads into.
+    """
+    from bench.methods import load_method
+
+    log.info("loading the best checkpoint %s (prompt learning: not done by Trainer)", checkpoint.name)
+    base = model.get_base_model()
+    device = next(base.parameters()).device
+    best = load_method(base, cfg.method, checkpoint)
+    best.to(device)
+    return best

@@ -26,14 +26,20 @@ class Evaluation:
     max_new_tokens: int
 
 
+# The longest answer form the parser reads, per label: room for a lead-in and an option marker, so a
+# model that writes "Answer: C" is read as C instead of being cut to "Answer" (letter labels got 2 tokens).
+LABEL_ANSWER_FORM = "The correct answer is ({label})."
+
+
 def max_new_tokens_for(cfg: DictConfig, tokenizer) -> int:
-    """``eval.max_new_tokens``; else the longest label in tokens + 1 (EOS) for classification; else the
-    dataset's own answer budget (``dataset.max_new_tokens``), else 256."""
+    """``eval.max_new_tokens``; else, for label tasks, the tokens of ``LABEL_ANSWER_FORM`` for the longest
+    label + 1 (EOS); else the dataset's own answer budget (``dataset.max_new_tokens``), else 256."""
     if cfg.eval.max_new_tokens:
         return int(cfg.eval.max_new_tokens)
     if cfg.dataset.task_type in LABEL_TASKS:
         lengths = [
-            len(tokenizer(label, add_special_tokens=False)["input_ids"]) for label in cfg.dataset.label_names
+            len(tokenizer(LABEL_ANSWER_FORM.format(label=label), add_special_tokens=False)["input_ids"])
+            for label in cfg.dataset.label_names
         ]
         return max(lengths) + 1
     return int(cfg.dataset.max_new_tokens or DEFAULT_GENERATION_TOKENS)

@@ -130,8 +130,12 @@ def test_answer_budget(compose, cache_dir):
         == 9
     )
     sst2 = compose("model=tiny-random", "dataset=glue/sst2")
-    longest = max(len(tok(w, add_special_tokens=False)["input_ids"]) for w in sst2.dataset.label_names)
+    form = "The correct answer is ({}).".format
+    longest = max(len(tok(form(w), add_special_tokens=False)["input_ids"]) for w in sst2.dataset.label_names)
     assert max_new_tokens_for(sst2, tok) == longest + 1
+    # letter tasks get room for "Answer: C" (they got 2 tokens, so a chatty "Answer:" parsed as A)
+    mmlu = compose("model=tiny-random", "dataset=others/mmlu")
+    assert max_new_tokens_for(mmlu, tok) >= len(tok("Answer: C", add_special_tokens=False)["input_ids"]) + 1
 
 
 def test_unknown_preprocessor_fails_at_start_up(compose):

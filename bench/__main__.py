@@ -51,13 +51,19 @@ def _job(cfg) -> dict:
 def main() -> None:
     import hydra
 
-    from bench.config.choices import ShorthandError, expand_method_shorthand, unknown_choices
+    from bench.config.choices import (
+        ShorthandError,
+        add_plugins_dir_argument,
+        expand_method_shorthand,
+        unknown_choices,
+    )
 
     try:
         sys.argv[1:] = expand_method_shorthand(sys.argv[1:])  # method=peft:VERA -> method=peft ...
     except ShorthandError as err:
         print(f"bench: {err}", file=sys.stderr)
         sys.exit(2)
+    add_plugins_dir_argument(sys.argv[1:])  # method=<folder> may name a folder in method.plugins_dir
     problems = unknown_choices(sys.argv[1:], CONF_DIR)
     if problems:
         print("bench: " + "\n       ".join(problems), file=sys.stderr)

@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 PLUGIN_FILES = ("config.py", "model.py")
 _PACKAGE = "peftbench_plugins"  # plugins import as peftbench_plugins.<folder>.<module>
-_PEFT_TYPE_NAME = re.compile(r"PeftType\.([A-Z][A-Z0-9_]*)")
+PEFT_TYPE_NAME = re.compile(r"PeftType\.([A-Z][A-Z0-9_]*)")
 
 
 class PluginError(ConfigError):
@@ -150,7 +150,7 @@ def load_plugin(folder: str | os.PathLike) -> Plugin:
     from peft import PeftConfig
     from peft.tuners.tuners_utils import BaseTuner
 
-    for type_name in _PEFT_TYPE_NAME.findall((folder / "config.py").read_text()):
+    for type_name in PEFT_TYPE_NAME.findall((folder / "config.py").read_text()):
         add_peft_type(type_name)
     package = _package_for(folder)
     config_module = _import(package, "config", fail)
@@ -294,7 +294,7 @@ def _with_inference_mode(legacy, freeze):
         if inference_mode:
             freeze(self, [adapter_name] if isinstance(adapter_name, str) else list(adapter_name))
 
-    set_adapter.__peftbench_adapted__ = True
+    del set_adapter.__wrapped__  # inspect.signature must show what peft calls, not the old method
     return set_adapter
 
 

@@ -209,7 +209,10 @@ class Config:
 
 
 def register_configs() -> None:
-    """Store the schema in Hydra's ConfigStore (idempotent)."""
+    """Store the schema in Hydra's ConfigStore (idempotent); plugin folders become ``method`` options."""
     from hydra.core.config_store import ConfigStore
 
+    from bench.config.plugin_search import register_plugin_methods
+
     ConfigStore.instance().store(name="base_config", node=Config)
+    register_plugin_methods()

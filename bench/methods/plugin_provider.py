@@ -1,4 +1,6 @@
-"""The ``plugin`` provider: a method folder under ``plugins/`` (:mod:`bench.plugins`), run through peft."""
+"""The ``plugin`` provider: a method folder (:mod:`bench.plugins`: ``method.plugins_dir``, ``$PEFT_DIR``,
+``plugins/``), registered with peft and run through the ``peft`` provider. ``method=<folder>`` needs no
+YAML in ``conf/`` (:mod:`bench.config.plugin_search`)."""
 
 from __future__ import annotations
 

@@ -173,6 +173,18 @@ def test_a_typo_gets_did_you_mean_naming_the_plugin_folders(compose, peft_dir):
         compose("method=legacy_scal")
 
 
+def test_method_plugins_dir_on_the_command_line_goes_first_in_peft_dir(monkeypatch, tmp_path):
+    from bench.config.choices import add_plugins_dir_argument
+
+    monkeypatch.setenv("PEFT_DIR", "/elsewhere")
+    assert add_plugins_dir_argument(["method=myplug", "method.plugins_dir=/mine"]) == "/mine"
+    assert os.environ["PEFT_DIR"] == f"/mine{os.pathsep}/elsewhere"
+    monkeypatch.delenv("PEFT_DIR")
+    assert add_plugins_dir_argument(["method=lora"]) is None and "PEFT_DIR" not in os.environ
+    add_plugins_dir_argument([f"+method.plugins_dir='{tmp_path}'"])
+    assert os.environ["PEFT_DIR"] == str(tmp_path)
+
+
 def test_cli_multirun_over_a_builtin_and_a_plugin_folder(cache_dir, peft_dir, tmp_path):
     """``python -m bench --multirun method=lora,<folder>``, the folder only in $PEFT_DIR."""
     overrides = [*TINY, *RUN]

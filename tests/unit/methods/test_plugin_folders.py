@@ -202,3 +202,18 @@ def test_cli_multirun_over_a_builtin_and_a_plugin_folder(cache_dir, peft_dir, tm
     records = {r["method"]: r for r in (json.loads(p.read_text()) for p in tmp_path.glob("*/result.json"))}
     assert {m: r["status"] for m, r in records.items()} == {"lora": "success", "legacy_bias": "success"}
     assert records["legacy_bias"]["trainable_params"] == EXPECTED["legacy_bias"]["trainable"]
+
+
+def test_cli_cfg_job_shows_a_folder_method_with_its_yaml(peft_dir):
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "model=tiny-random", "method=legacy_scale", "--cfg", "job"],
+        cwd=PROJECT_DIR,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    method = done.stdout.split("\nmethod:\n", 1)[1]
+    assert "  name: legacy_scale\n  provider: plugin\n  peft_type: LEGACY_SCALE\n" in method
+    assert "  learning_rate: 0.003\n" in method

@@ -47,6 +47,9 @@ def validate(cfg: DictConfig) -> None:
         from bench.data.preprocess import PREPROCESSORS
 
         PREPROCESSORS.get(ds.preprocess)
+    from bench.data.prompts import check_prompt_style
+
+    check_prompt_style(ds)  # dataset.prompt_style: peftbench | paper (with a paper prompt)
     labels = list(ds.label_names or [])
     if "f1_binary" in ds.metrics and ds.pos_label not in labels:
         raise ConfigError(f"dataset {ds.name!r} lists f1_binary: set dataset.pos_label to one of {labels}.")

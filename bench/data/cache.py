@@ -24,9 +24,12 @@ from bench.data.prompts import Example
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 2  # bump when the prompt or encoding code changes what a key produces
+CACHE_VERSION = 3  # bump when the prompt or encoding code changes what a key produces
 _TEST_FILE = "test.json"
-_COUNTS = ("dropped_rows",)  # PreparedData's per-split row counts, kept beside the test examples
+_COUNTS = (
+    "dropped_rows",
+    "truncated_rows",
+)  # PreparedData's per-split row counts, kept beside the test examples
 
 
 def _digest(obj) -> str:

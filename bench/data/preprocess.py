@@ -157,7 +157,23 @@ def wsc(row: dict) -> dict:
             raise ValueError(f"span at word {start} (+{length}) is outside the text of {len(words)} words")
         words[start] = left + words[start]
         words[end] = words[end] + right
-    return {**row, "marked_text": " ".join(words)}
+    return {**row, "marked_text": " ".join(words), "paper_text": _paper_wsc_text(row)}
+
+
+def _mark_span(text: str, span: str, index: int, mark: str) -> str:
+    """PEFT-Factory's (T5's) marking: ``mark span mark`` where ``span`` starts word ``index``; else as is."""
+    return re.sub(rf"^((?:\S+\s){{{index}}})({re.escape(span)})", rf"\1{mark} \2 {mark}", text, count=1)
+
+
+def _paper_wsc_text(row: dict) -> str:
+    """WSC as PEFT-Factory's hub copy has it: the *noun* (span1) in ``* *``, the pronoun (span2) in ``# #``.
+
+    Its instruction says the opposite (pronoun in ``* *``, noun in ``# #``): kept as published, since
+    the paper's numbers were trained and scored on exactly this text.
+    """
+    text = _mark_span(row["text"], row["span1_text"], row["span1_index"], "*")
+    shift = 2 if row["span1_index"] < row["span2_index"] else 0  # the two marks added before span2
+    return _mark_span(text, row["span2_text"], row["span2_index"] + shift, "#")
 
 
 @PREPROCESSORS.register("record")
@@ -172,12 +188,16 @@ def record(row: dict) -> dict:
     if highlights:
         passage = passage.strip() + "\n" + "\n".join(f"- {h}" for h in highlights)
     answers = list(dict.fromkeys(a.strip() for a in row["answers"] if a and a.strip()))
+    # PEFT-Factory's layout: highlights joined into the passage as sentences, entities as listed
+    paper_passage = re.sub(r"(\.|\?|\!|\"|\')\n@highlight\n", r"\1 ", row["passage"])
     return {
         "passage": passage.strip(),
         "query": row["query"].strip(),
         "entities": ", ".join(dict.fromkeys(row["entities"])),
         "answer": answers[0] if answers else None,
         "answers": answers,
+        "paper_passage": re.sub(r"\n@highlight\n", ". ", paper_passage),
+        "paper_entities": ", ".join(row["entities"]),
     }
 
 
@@ -197,7 +217,11 @@ def gsm8k(row: dict) -> dict:
     answer = row["answer"]
     if "####" not in answer:
         raise ValueError("the answer has no '#### <number>' line")
-    return {"question": row["question"].strip(), "answer": _CALCULATOR.sub("", answer).strip()}
+    return {
+        "question": row["question"].strip(),
+        "answer": _CALCULATOR.sub("", answer).strip(),
+        "paper_answer": answer,  # PEFT-Factory trained on the hub's answer, calculator notes included
+    }
 
 
 @PREPROCESSORS.register("svamp")
@@ -205,7 +229,12 @@ def svamp(row: dict) -> dict:
     """ChilleD/SVAMP: target = ``<Equation> = <Answer>`` then ``#### <Answer>``."""
     number = format_number(row["Answer"])
     question = row.get("question_concat") or f"{row['Body'].strip()} {row['Question'].strip()}"
-    return {"question": question.strip(), "answer": f"{row['Equation'].strip()} = {number}\n#### {number}"}
+    return {
+        **row,
+        "question": question.strip(),
+        "answer": f"{row['Equation'].strip()} = {number}\n#### {number}",
+        "paper_answer": f"{row['Equation']} = {row['Answer']}",  # PEFT-Factory's: "( 76.0 - 25.0 ) = 51.0"
+    }
 
 
 @PREPROCESSORS.register("conala")

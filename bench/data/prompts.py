@@ -10,8 +10,8 @@ import logging
 import string
 from dataclasses import dataclass
 
-from bench.config.schema import LABEL_TASKS, DatasetConfig, ModelConfig
-from bench.errors import DataError
+from bench.config.schema import LABEL_TASKS, PROMPT_STYLES, DatasetConfig, ModelConfig
+from bench.errors import ConfigError, DataError
 
 IGNORE_INDEX = -100
 log = logging.getLogger(__name__)
@@ -30,6 +30,46 @@ class Example:
     def reference(self) -> str | list[str]:
         """What the metrics compare against: all golds for multi-answer rows, else the target."""
         return list(self.references) if self.references else self.target
+
+
+_PAPER_KEYS = ("instruction", "input_template", "label_names", "label_field")
+
+
+def check_prompt_style(ds: DatasetConfig) -> None:
+    """``dataset.prompt_style`` is one of PROMPT_STYLES, and ``paper`` has a paper prompt to use."""
+    if ds.prompt_style not in PROMPT_STYLES:
+        raise ConfigError(
+            f"dataset.prompt_style={ds.prompt_style!r} is not allowed; use one of: "
+            f"{', '.join(PROMPT_STYLES)} (peftbench: our prompts; paper: PEFT-Factory's, from dataset.paper)."
+        )
+    if ds.prompt_style == "paper" and ds.paper.instruction is None:
+        raise ConfigError(
+            f"dataset {ds.name!r} has no paper prompt (dataset.paper.instruction is unset): add "
+            "PEFT-Factory's instruction under paper: in its YAML, or use dataset.prompt_style=peftbench."
+        )
+
+
+def apply_prompt_style(ds: DatasetConfig) -> None:
+    """With ``prompt_style=paper``, put ``dataset.paper``'s fields in place of the dataset's own, in place.
+
+    Afterwards ``dataset.instruction``, ``input_template``, ``label_names`` and ``label_field`` are the
+    ones the run uses, for every reader (prompts, parsing, scoring); calling it again changes nothing.
+    ``paper.train_instruction`` is applied per split by :func:`training_instruction`.
+    """
+    check_prompt_style(ds)
+    if ds.prompt_style != "paper":
+        return
+    for key in _PAPER_KEYS:
+        value = getattr(ds.paper, key)
+        if value is not None:
+            setattr(ds, key, value)
+
+
+def training_instruction(ds: DatasetConfig) -> str:
+    """The instruction of training rows: the paper's train entry where it differs, else the instruction."""
+    if ds.prompt_style == "paper" and ds.paper.train_instruction is not None:
+        return ds.paper.train_instruction
+    return ds.instruction
 
 
 def template_fields(template: str) -> list[str]:
@@ -209,7 +249,7 @@ def uses_chat_template(tokenizer, model: ModelConfig) -> bool:
 
 def build_prompt(tokenizer, model: ModelConfig, instruction: str, input_text: str) -> str:
     """The prompt text up to where the answer starts."""
-    content = f"{instruction.strip()}\n\n{input_text}"
+    content = f"{instruction.strip()}\n\n{input_text}" if instruction.strip() else input_text
     if uses_chat_template(tokenizer, model):
         messages = [{"role": "user", "content": content}]
         if model.system_prompt:
@@ -218,29 +258,86 @@ def build_prompt(tokenizer, model: ModelConfig, instruction: str, input_text: st
     return f"{content}\nAnswer: "
 
 
-def encode_prompts(tokenizer, model: ModelConfig, ds: DatasetConfig, examples: list[Example], max_len: int):
-    """Token ids of each example's prompt, left-truncated to ``max_len`` (the answer cue is at the end)."""
-    prompts = [build_prompt(tokenizer, model, ds.instruction, ex.input) for ex in examples]
+_INPUT_MARK = "\x00peftbench-input\x00"  # stands for the input while the prompt's frame is located
+
+
+def _cut_middle(ids: list[int], keep: int) -> list[int]:
+    """The first ``ceil(keep/2)`` and last ``floor(keep/2)`` of ``ids``."""
+    if len(ids) <= keep:
+        return ids
+    head = (keep + 1) // 2
+    return ids[:head] + ids[len(ids) - (keep - head) :]
+
+
+def _encode(tokenizer, model: ModelConfig, instruction: str, examples, answers, max_len: int):
+    """Prompt texts and ids (and answers) fitted into ``max_len`` row by row; returns the rows cut too.
+
+    A row that fits is the tokenised prompt plus its answer, untouched. A row that does not keeps its
+    frame whole (system prompt, instruction, template, the answer cue): the input is cut in its middle
+    and the answer at its end, each keeping at least half of the room the frame leaves when both are
+    long, else the longer one gives up what the other does not use.
+    """
+    prompts = [build_prompt(tokenizer, model, instruction, ex.input) for ex in examples]
     # Chat templates write their own BOS where the model wants one.
     add_special = not uses_chat_template(tokenizer, model)
-    ids = tokenizer(prompts, add_special_tokens=add_special)["input_ids"]
-    return prompts, [seq[-max_len:] for seq in ids]
+    ids = tokenizer(prompts, add_special_tokens=add_special)["input_ids"] if prompts else []
+    over = [i for i, (p, a) in enumerate(zip(ids, answers, strict=True)) if len(p) + len(a) > max_len]
+    if not over:
+        return prompts, ids, answers, 0
+    before, _, after = build_prompt(tokenizer, model, instruction, _INPUT_MARK).partition(_INPUT_MARK)
+    head = tokenizer(before, add_special_tokens=add_special)["input_ids"]
+    tail = tokenizer(after, add_special_tokens=False)["input_ids"] if after else []
+    room = max_len - len(head) - len(tail)
+    if room < 2:
+        raise DataError(
+            "the prompt without its input (system prompt, instruction, template) takes "
+            f"{len(head) + len(tail)} tokens, leaving {room} of trainer.max_seq_length={max_len} for the "
+            "input and answer: raise trainer.max_seq_length or shorten the instruction."
+        )
+    inputs = tokenizer([examples[i].input for i in over], add_special_tokens=False)["input_ids"]
+    answers = list(answers)
+    for i, input_ids in zip(over, inputs, strict=True):
+        answer = answers[i]
+        keep_input = min(len(input_ids), max(room - len(answer), room // 2))
+        ids[i] = head + _cut_middle(input_ids, keep_input) + tail
+        answers[i] = answer[: room - min(len(input_ids), keep_input)]
+    return prompts, ids, answers, len(over)
+
+
+def encode_prompts(
+    tokenizer, model: ModelConfig, ds: DatasetConfig, examples: list[Example], max_len: int
+) -> tuple[list[str], list[list[int]], int]:
+    """Prompt texts, their token ids fitted into ``max_len`` (a long input cut in its middle, never the
+    instruction or the answer cue), and the number of prompts cut."""
+    prompts, ids, _, n_cut = _encode(
+        tokenizer, model, ds.instruction, examples, [[] for _ in examples], max_len
+    )
+    return prompts, ids, n_cut
 
 
 def encode_for_training(
-    tokenizer, model: ModelConfig, ds: DatasetConfig, examples: list[Example], max_len: int
+    tokenizer,
+    model: ModelConfig,
+    ds: DatasetConfig,
+    examples: list[Example],
+    max_len: int,
+    instruction: str | None = None,
 ):
-    """A ``datasets.Dataset`` with input_ids / attention_mask / labels (prompt masked with -100)."""
+    """A ``datasets.Dataset`` with input_ids / attention_mask / labels (prompt masked with -100), and
+    the number of rows cut to fit ``max_len`` (each row on its own: see :func:`_encode`).
+
+    ``instruction`` defaults to ``ds.instruction`` (the paper's WinoGrande trains with another one).
+    """
     from datasets import Dataset
 
-    targets = tokenizer([ex.target for ex in examples], add_special_tokens=False)["input_ids"]
-    max_target = max(len(t) for t in targets) + 1
-    _, prompt_ids = encode_prompts(tokenizer, model, ds, examples, max(1, max_len - max_target))
+    instruction = ds.instruction if instruction is None else instruction
     eos = tokenizer.eos_token_id
+    targets = tokenizer([ex.target for ex in examples], add_special_tokens=False)["input_ids"]
+    answers = [[*target, eos] for target in targets]
+    _, prompt_ids, answers, n_cut = _encode(tokenizer, model, instruction, examples, answers, max_len)
     rows = {"input_ids": [], "attention_mask": [], "labels": []}
-    for prompt, target in zip(prompt_ids, targets, strict=True):
-        answer = [*target, eos]
+    for prompt, answer in zip(prompt_ids, answers, strict=True):
         rows["input_ids"].append(prompt + answer)
         rows["attention_mask"].append([1] * (len(prompt) + len(answer)))
         rows["labels"].append([IGNORE_INDEX] * len(prompt) + answer)
-    return Dataset.from_dict(rows)
+    return Dataset.from_dict(rows), n_cut

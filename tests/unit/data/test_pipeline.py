@@ -120,18 +120,23 @@ def test_dropped_rows_and_row_ids_are_recorded_and_cached(tiny, monkeypatch):
     cfg, tok = tiny("dataset=code/codealpaca_py")
     data = prepare_data(cfg, tok)
     assert data.dropped_rows == {"test": 0, "train": 1}  # the fixture's train row with an empty response
+    assert data.truncated_rows == {"test": 0, "train": 0, "val": 0}  # short rows at the default 2048
     assert [e.row_id for e in data.test_examples] == ["0", "1"]
     monkeypatch.setattr(type(tok), "__call__", lambda *a, **k: (_ for _ in ()).throw(AssertionError))
     again = prepare_data(cfg, tok)
     assert again.dropped_rows == data.dropped_rows and again.test_examples == data.test_examples
+    assert again.truncated_rows == data.truncated_rows
 
 
-def test_row_ids_survive_caps_and_the_hold_out(compose, fixture_mirror):
-    from bench.data.pipeline import split_examples
+def test_rows_cut_to_max_seq_length_are_counted_per_split(tiny):
+    from bench.data.prompts import build_prompt
 
-    cfg = compose(f"data.mirror={fixture_mirror}", "dataset=superglue/cb", "dataset.max_train_samples=5")
-    splits = split_examples(cfg)
-    hub_ids = {str(44 + i): f"Premise {i}." for i in range(6)}  # the fixture's train idx and premise
-    kept = splits.train + splits.val
-    assert len(kept) == 5 and len({e.row_id for e in kept}) == 5
-    assert all(e.input.startswith(f"Premise: {hub_ids[e.row_id]}") for e in kept)
+    cfg, tok = tiny("dataset=code/apps")
+    frame = build_prompt(tok, cfg.model, cfg.dataset.instruction, "")
+    max_len = len(tok(frame, add_special_tokens=False)["input_ids"]) + 4  # room for 4 input/answer tokens
+    cfg.trainer.max_seq_length = max_len
+    data = prepare_data(cfg, tok)
+    # every fixture row (2 test problems with a solution, 4 train) needs more than 4 tokens
+    assert data.truncated_rows == {"test": 2, "train": 3, "val": 1}
+    assert all(len(row) == max_len for row in [*data.train["input_ids"], *data.val["input_ids"]])
+    assert all(len(ids) <= max_len for ids in data.test_prompt_ids)

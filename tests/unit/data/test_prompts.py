@@ -6,6 +6,7 @@ from bench.data.prompts import (
     Example,
     build_prompt,
     encode_for_training,
+    encode_prompts,
     read_examples,
     to_examples,
 )
@@ -115,7 +116,10 @@ def test_chat_template_prompt_and_masked_labels(compose, cache_dir):
     assert prompt.startswith("<|im_start|>user\n" + cfg.dataset.instruction.strip() + "\n\n")
     assert prompt.endswith("a fine film<|im_end|>\n<|im_start|>assistant\n")
 
-    encoded = encode_for_training(tok, cfg.model, cfg.dataset, [Example("a fine film", "positive")], 512)
+    encoded, n_cut = encode_for_training(
+        tok, cfg.model, cfg.dataset, [Example("a fine film", "positive")], 512
+    )
+    assert n_cut == 0
     ids, labels = encoded[0]["input_ids"], encoded[0]["labels"]
     answer = [t for t in labels if t != IGNORE_INDEX]
     assert tok.decode(answer) == "positive<|im_end|>"
@@ -129,3 +133,74 @@ def test_plain_prompt_without_chat_template(compose, cache_dir):
     cfg = compose("model=tiny-random", "model.chat_template=false")
     _, tok = load_model_and_tokenizer(cfg.model, cache_dir)
     assert build_prompt(tok, cfg.model, "Do it.", "x") == "Do it.\n\nx\nAnswer: "
+
+
+@pytest.fixture
+def tiny_sst2(compose, cache_dir):
+    from bench.models import load_model_and_tokenizer
+
+    cfg = compose("model=tiny-random", "dataset=glue/sst2")
+    return cfg, load_model_and_tokenizer(cfg.model, cache_dir)[1]
+
+
+def _prompt_and_answer(tok, row):
+    answer = [t for t in row["labels"] if t != IGNORE_INDEX]
+    return tok.decode(row["input_ids"][: len(row["input_ids"]) - len(answer)]), tok.decode(answer)
+
+
+def test_a_long_target_in_the_split_no_longer_cuts_a_short_rows_prompt(tiny_sst2):
+    """Issue 14: the old code cut every prompt to max_len - (longest target + 1), from the left."""
+    cfg, tok = tiny_sst2
+    short = Example("a fine film", "positive")
+    prompt = build_prompt(tok, cfg.model, cfg.dataset.instruction, short.input)
+    n_prompt = len(tok(prompt, add_special_tokens=False)["input_ids"])
+    words = " ".join(f"w{i}" for i in range(4000))
+    n_target = 2048 - n_prompt // 2  # the old budget for prompts: n_prompt // 2 - 1 tokens
+    long_target = tok.decode(tok(words, add_special_tokens=False)["input_ids"][:n_target])
+    encoded, n_cut = encode_for_training(
+        tok, cfg.model, cfg.dataset, [short, Example("solve it", long_target)], 2048
+    )
+    assert _prompt_and_answer(tok, encoded[0]) == (prompt, "positive<|im_end|>")
+    assert n_cut == 1 and len(encoded[1]["input_ids"]) == 2048
+    cut_prompt, cut_answer = _prompt_and_answer(tok, encoded[1])
+    assert cut_prompt == build_prompt(tok, cfg.model, cfg.dataset.instruction, "solve it")  # prompt whole
+    assert long_target.startswith(cut_answer) and "<|im_end|>" not in cut_answer  # cut at its end
+
+
+def test_a_long_input_is_cut_in_its_middle_and_keeps_the_instruction(tiny_sst2):
+    cfg, tok = tiny_sst2
+    text = "START " + " ".join(f"w{i}" for i in range(600)) + " END"
+    frame = build_prompt(tok, cfg.model, cfg.dataset.instruction, "")
+    n_frame = len(tok(frame, add_special_tokens=False)["input_ids"])
+    max_len = n_frame + 100
+    encoded, n_cut = encode_for_training(tok, cfg.model, cfg.dataset, [Example(text, "negative")], max_len)
+    prompt, answer = _prompt_and_answer(tok, encoded[0])
+    assert n_cut == 1 and len(encoded[0]["input_ids"]) <= max_len and answer == "negative<|im_end|>"
+    assert prompt.startswith("<|im_start|>user\n" + cfg.dataset.instruction.strip() + "\n\nSTART w0")
+    assert prompt.endswith(" END<|im_end|>\n<|im_start|>assistant\n") and " w300 " not in prompt
+    # Test prompts too: the input is cut, the instruction and the answer cue stay.
+    prompts, ids, n_cut = encode_prompts(tok, cfg.model, cfg.dataset, [Example(text, "negative")], max_len)
+    assert (
+        n_cut == 1
+        and len(ids[0]) <= max_len
+        and prompts[0] == build_prompt(tok, cfg.model, cfg.dataset.instruction, text)
+    )
+    assert tok.decode(ids[0]).startswith("<|im_start|>user\n" + cfg.dataset.instruction.strip())
+
+
+def test_an_instruction_longer_than_the_budget_is_a_clear_error(tiny_sst2):
+    cfg, tok = tiny_sst2
+    with pytest.raises(DataError, match="raise trainer.max_seq_length or shorten the instruction"):
+        encode_for_training(tok, cfg.model, cfg.dataset, [Example("some text " * 20, "negative")], 16)
+
+
+def test_prompt_style_is_checked_when_the_config_is_validated(compose):
+    from bench.config.validate import validate
+    from bench.errors import ConfigError
+
+    with pytest.raises(
+        ConfigError, match=r"dataset.prompt_style='papers' is not allowed; use one of: peftbench, paper"
+    ):
+        validate(compose("model=tiny-random", "dataset=glue/sst2", "dataset.prompt_style=papers"))
+    with pytest.raises(ConfigError, match="demo/ticket_routing' has no paper prompt"):
+        validate(compose("model=tiny-random", "dataset.prompt_style=paper"))

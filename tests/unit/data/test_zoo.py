@@ -290,3 +290,88 @@ def test_label_words_are_the_hub_classlabel_names(compose, name):
     ds = compose(f"dataset={name}").dataset
     features, _ = FIXTURES[(ds.hub_id, ds.hub_config)]
     assert list(ds.label_names) == features[ds.label_field].names
+
+
+# PEFT-Factory's layout (scripts/peftfactory/preprocess_datasets.py) of the first fixture test row, by hand.
+PAPER_CASES: dict[str, tuple[str, str]] = {
+    "glue/mnli": ("The shop opens at nine.\nThe shop is closed all day.", "contradiction"),
+    "superglue/wsc": (
+        # the noun in * *, the pronoun in # #: PEFT-Factory's markup (its instruction says the opposite)
+        "The * trophy * does not fit into the brown suitcase because # it # is too large.",
+        "True",
+    ),
+    "superglue/copa": (
+        "Premise: The man broke his toe.\n\nChoice1: He dropped a hammer on his foot.\n\n"
+        "Choice2: He got a hole in his sock.",
+        "choice1",
+    ),
+    "superglue/record": (
+        "Query: @placeholder won game 10\n\nEntities: Paris, London, Berlin, Paris\n\n"
+        "Passage: Story 10: Paris and London met Berlin. Paris wins. London loses",
+        "Paris",
+    ),
+    "others/winogrande": (
+        "Sentence: Sarah was a much better surgeon than Maria so _ always got the harder cases.\n\n"
+        "Option1: Sarah\nOption1: Maria",  # both labelled Option1, as published
+        "option1",
+    ),
+    "others/hellaswag": (
+        "Sentence: A man is sitting on a roof. He,\n\nEnding1: is using wrap to wrap a pair of skis.\n"
+        "Ending2: starts pulling up roofing on a roof.\nEnding3: is ripping level tiles off.\n"
+        "Ending4: is holding a rubik's cube.",
+        "ending2",
+    ),
+    "others/obqa": (
+        "Question: Frilled sharks and angler fish live far beneath the surface of the ocean, which is why "
+        "they are known as\n\nChoices:\nA: Deep sea animals\nB: fish\nC: Long Sea Fish\nD: Far Sea Animals",
+        "A",
+    ),
+    "math/mathqa": (
+        "Problem: a train 120 m long crosses a pole in 12 sec . find its speed in m / s .\n\n"
+        "Options: a ) 12 , b ) 10 , c ) 8.5 , d ) 20 , e ) none of these",
+        "b",
+    ),
+    "math/gsm8k": (
+        "Janet has 16 eggs and eats 3. How many are left?",
+        "Janet has 16 - 3 = <<16-3=13>>13 eggs left.\n#### 13",
+    ),
+    "math/svamp": (
+        "Question: Each pack of dvds costs 76 dollars. If there is a discount of 25 dollars on each pack "
+        "How much do you have to pay to buy each pack?",
+        "( 76.0 - 25.0 ) = 51.0",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", ZOO)
+def test_every_dataset_has_a_paper_prompt_that_reads_its_rows(compose, fixture_mirror, name):
+    from bench.config.validate import validate
+
+    cfg = compose(f"dataset={name}", f"data.mirror={fixture_mirror}", "dataset.prompt_style=paper")
+    validate(cfg)
+    paper = cfg.dataset.paper
+    splits = split_examples(cfg)  # puts the paper's fields in place on cfg.dataset
+    ds = cfg.dataset
+    assert ds.instruction == paper.instruction and (paper.input_template in (None, ds.input_template))
+    if ds.label_names:
+        assert {e.target for e in splits.test + splits.train + splits.val} <= set(ds.label_names)
+        assert len(ds.label_names) == len(CASES[name].labels)
+    if name in PAPER_CASES:
+        assert (splits.test[0].input, splits.test[0].target) == PAPER_CASES[name]
+
+
+def test_paper_training_rows_use_the_papers_train_instruction(compose, fixture_mirror, cache_dir, tmp_path):
+    from bench.data.pipeline import prepare_data
+    from bench.models import load_model_and_tokenizer
+
+    cfg = compose("model=tiny-random", f"data.mirror={fixture_mirror}", "dataset=others/winogrande")
+    cfg.dataset.prompt_style = "paper"
+    cfg.paths.cache_dir = str(tmp_path)
+    _, tok = load_model_and_tokenizer(cfg.model, cache_dir)
+    data = prepare_data(cfg, tok)
+    instruction = cfg.dataset.paper.instruction
+    assert instruction in data.test_prompts[0]  # the eval entry's instruction
+    assert not any(
+        "Based on the sentence" in tok.decode(ids) for ids in data.train["input_ids"]
+    )  # train: none
+    assert list(cfg.dataset.label_names) == ["option1", "option2"]  # what parsing and scoring read

@@ -1,11 +1,14 @@
 """The 27 benchmark datasets: one case per dataset on a few rows in the hub's exact schema.
 
-Each case checks the first test example's formatted input and target, and the label set, after the
-dataset's preprocess, the split protocol (test split, 10% hold-out) and the mirror layout.
+The datasets come from conf/ (tests/fixtures/datasets/zoo.py): every YAML under conf/dataset gets the
+config checks; the peft_bench preset's list also needs fixture rows and a case here. Each case checks
+the first test example's formatted input and target, and the label set, after the dataset's
+preprocess, the split protocol (test split, 10% hold-out) and the mirror layout.
 """
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 
 import pytest
@@ -16,14 +19,10 @@ from bench.data.pipeline import split_examples
 from bench.data.preprocess import PREPROCESSORS
 from bench.metrics import METRICS
 from tests.fixtures.datasets.hub_rows import FIXTURES
+from tests.fixtures.datasets.zoo import FIXTURE_FILE, benchmark_datasets, dataset_names, zoo_problems
 
-ZOO = [
-    *(f"glue/{n}" for n in ("mnli", "qqp", "qnli", "sst2", "stsb", "mrpc", "rte", "cola")),
-    *(f"superglue/{n}" for n in ("multirc", "record", "boolq", "wic", "wsc", "cb", "copa")),
-    *(f"others/{n}" for n in ("mmlu", "piqa", "siqa", "hellaswag", "winogrande", "obqa")),
-    *(f"math/{n}" for n in ("mathqa", "gsm8k", "svamp")),
-    *(f"code/{n}" for n in ("conala", "codealpaca_py", "apps")),
-]
+ZOO = benchmark_datasets(CONF_DIR)  # "the 27": the peft_bench preset's dataset list
+ALL = dataset_names(CONF_DIR)  # every YAML under conf/dataset, a user's own included
 TF = ["False", "True"]
 
 
@@ -240,28 +239,62 @@ CASES: dict[str, Case] = {
 }
 
 
-def test_the_zoo_is_exactly_the_27_datasets():
-    found = sorted(
-        p.relative_to(CONF_DIR / "dataset").with_suffix("").as_posix()
-        for p in CONF_DIR.glob("dataset/*/*.yaml")
-    )
-    assert sorted(set(found) - {"demo/ticket_routing"}) == sorted(ZOO) == sorted(CASES)
-    for name in ZOO:
+def test_every_benchmark_dataset_has_its_yaml_fixture_rows_and_case():
+    assert len(ZOO) == 27 == len(set(ZOO)), ZOO
+    assert zoo_problems(CONF_DIR, FIXTURES, CASES) == []
+    for name in ALL:
         first = (CONF_DIR / "dataset" / f"{name}.yaml").read_text().splitlines()[:2]
         assert first[0] == "# @package dataset" and first[1].startswith("# "), name
 
 
-@pytest.mark.parametrize("name", ZOO)
-def test_dataset_config_is_consistent(compose, name):
-    ds = compose(f"dataset={name}").dataset
-    assert ds.name == name and ds.task_type in TASK_TYPES
+def check_dataset_config(ds, benchmark: bool) -> None:
+    """The checks every dataset YAML passes; a benchmark one also needs fixture rows."""
+    assert ds.task_type in TASK_TYPES
     assert ds.headline_metric in ds.metrics and all(m in METRICS for m in ds.metrics)
     assert ds.preprocess is None or ds.preprocess in PREPROCESSORS
-    assert (ds.hub_id, ds.hub_config or "default") in FIXTURES, "every dataset has a fixture"
+    if benchmark:
+        assert (ds.hub_id, ds.hub_config or "default") in FIXTURES, f"add fixture rows to {FIXTURE_FILE}"
     if ds.task_type in ("regression", "generation", "code"):
         assert ds.max_new_tokens, "generation sets set their answer budget"
     else:
         assert ds.label_names and len(set(ds.label_names)) == len(ds.label_names)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_dataset_config_is_consistent(compose, name):
+    ds = compose(f"dataset={name}").dataset
+    assert ds.name == name
+    check_dataset_config(ds, benchmark=name in ZOO)
+
+
+def test_a_users_own_dataset_yaml_is_not_a_failing_test(compose, tmp_path):
+    """An extra YAML in conf/dataset gets the generic checks only; a benchmark one without fixture rows
+    or a case fails, naming the file to add them to."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    conf = tmp_path / "conf"
+    shutil.copytree(CONF_DIR, conf)
+    (conf / "dataset" / "mine").mkdir()
+    (conf / "dataset" / "mine" / "reviews.yaml").write_text(
+        "# @package dataset\n# My reviews.\nname: mine/reviews\nhub_id: me/reviews\n"
+        "input_fields: [text]\nlabel_names: [bad, good]\ninstruction: Good or bad?\n"
+    )
+    assert "mine/reviews" in dataset_names(conf) and "mine/reviews" not in benchmark_datasets(conf)
+    assert zoo_problems(conf, FIXTURES, CASES) == []
+    compose()  # registers the schemas
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+        ds = hydra_compose("config", overrides=["dataset=mine/reviews"]).dataset
+    check_dataset_config(ds, benchmark=False)
+
+    preset = conf / "experiment" / "peft_bench.yaml"
+    preset.write_text(preset.read_text().replace("code/apps", "code/apps,mine/reviews"))
+    assert zoo_problems(conf, FIXTURES, CASES) == [
+        f"mine/reviews: no fixture rows for ('me/reviews', 'default'): add them to {FIXTURE_FILE}",
+        "mine/reviews: no test case: add one to CASES in tests/unit/data/test_zoo.py",
+    ]
 
 
 @pytest.mark.parametrize("name", ZOO)

@@ -1,43 +1,73 @@
-"""Classification metrics (scikit-learn does the arithmetic). Invalid (None) predictions count as wrong."""
+"""Classification metrics, peftbench's convention (scikit-learn does the arithmetic).
+
+Invalid answers (None: the answer named no label) never score better than a wrong answer: an invalid
+answer is a false negative of its reference *and a false positive of every other label*, so it costs at
+least what any wrong label would (for two labels it is exactly the other label, as in PEFT-Bench's script).
+F1 averages over the dataset's labels that occur in the references or the predictions: a label absent
+from both (a capped subset without negatives) is not scored as 0.
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from bench.metrics.registry import METRICS
 
-_INVALID = "\x00invalid"  # a class outside the label set: never matches a reference
 
+def _indicators(predictions: Sequence[str | None], references: Sequence[str], labels: Sequence[str]):
+    """One-hot references and predictions over ``labels``; an invalid answer marks every label but its
+    reference. Returns (y_true, y_pred, columns): columns = the labels that occur on either side."""
+    import numpy as np
 
-def _clean(predictions: Sequence[str | None]) -> list[str]:
-    return [_INVALID if p is None else p for p in predictions]
+    labels = list(labels)
+    unknown = sorted({r for r in references if r not in labels})
+    if unknown:
+        raise ValueError(f"references {unknown} are not among the labels {labels}: check dataset.label_names")
+    y_true = np.array([[r == label for label in labels] for r in references], dtype=int).reshape(
+        -1, len(labels)
+    )
+    y_pred = np.array(
+        [
+            [(p == label) if p is not None else (r != label) for label in labels]
+            for p, r in zip(predictions, references, strict=True)
+        ],
+        dtype=int,
+    ).reshape(-1, len(labels))
+    columns = [i for i in range(len(labels)) if y_true[:, i].any() or y_pred[:, i].any()]
+    return y_true, y_pred, columns
 
 
 @METRICS.register("accuracy")
 def accuracy(predictions, references, *, labels=None) -> float:
-    from sklearn.metrics import accuracy_score
-
-    return accuracy_score(list(references), _clean(predictions))
+    """Share of answers equal to their reference (an invalid answer is wrong)."""
+    if not references:
+        return math.nan
+    return sum(p == r for p, r in zip(predictions, references, strict=True)) / len(references)
 
 
 def f1(predictions, references, *, labels, average: str = "macro", pos_label: str | None = None) -> float:
-    """F1 over the label set ``labels`` (invalid predictions are false negatives of their reference).
+    """F1 over the labels that occur (see the module docstring for invalid answers).
 
-    ``average``: macro (unweighted mean over labels, PEFT-Bench's choice), micro, or binary with an
-    explicit ``pos_label``.
+    ``average``: macro (unweighted mean over the labels that occur), micro (pooled counts), or binary: the
+    F1 of ``pos_label`` alone.
     """
     from sklearn.metrics import f1_score
 
+    if not references:
+        return math.nan
+    y_true, y_pred, columns = _indicators(predictions, references, labels)
     if average == "binary":
         if pos_label is None:
             raise ValueError("f1 with average='binary' needs pos_label")
-        # F1 of the positive class alone: binary F1, still defined when invalid answers add a 3rd class.
-        return f1_score(
-            list(references), _clean(predictions), labels=[pos_label], average="macro", zero_division=0
-        )
-    return f1_score(
-        list(references), _clean(predictions), labels=list(labels), average=average, zero_division=0
-    )
+        columns = [list(labels).index(pos_label)]
+    elif average not in ("macro", "micro"):
+        raise ValueError(f"f1: average must be macro, micro or binary, got {average!r}")
+    if len(columns) == 1:  # scikit-learn reads one indicator column as a 0/1 task and averages both
+        (c,) = columns
+        return float(f1_score(y_true[:, c], y_pred[:, c], average="binary", pos_label=1, zero_division=0))
+    sk_average = "macro" if average == "binary" else average
+    return float(f1_score(y_true[:, columns], y_pred[:, columns], average=sk_average, zero_division=0))
 
 
 @METRICS.register("f1_macro")
@@ -59,15 +89,23 @@ def f1_micro(predictions, references, *, labels) -> float:
 @METRICS.register("invalid_rate")
 def invalid_rate(predictions, references, *, labels=None) -> float:
     """Share of answers that named no label."""
+    if not predictions:
+        return math.nan
     return sum(p is None for p in predictions) / len(predictions)
 
 
 @METRICS.register("mcc")
-def mcc(predictions, references, *, labels=None) -> float:
-    """Matthews correlation; invalid answers form their own class, so they count as wrong.
-
-    Where MCC is undefined (a constant side), scikit-learn returns 0.0.
+def mcc(predictions, references, *, labels) -> float:
+    """Matthews correlation; an invalid answer is read as a wrong label (the first label that is not its
+    reference: for two labels the other one). Where MCC is undefined (a constant side), 0.0 (scikit-learn).
     """
     from sklearn.metrics import matthews_corrcoef
 
-    return matthews_corrcoef(list(references), _clean(predictions))
+    if not references:
+        return math.nan
+    labels = list(labels)
+    wrong = [
+        p if p is not None else next(label for label in labels if label != r)
+        for p, r in zip(predictions, references, strict=True)
+    ]
+    return float(matthews_corrcoef(list(references), wrong))

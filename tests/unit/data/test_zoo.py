@@ -408,3 +408,12 @@ def test_paper_training_rows_use_the_papers_train_instruction(compose, fixture_m
         "Based on the sentence" in tok.decode(ids) for ids in data.train["input_ids"]
     )  # train: none
     assert list(cfg.dataset.label_names) == ["option1", "option2"]  # what parsing and scoring read
+
+
+def test_mnli_tests_on_mismatched_and_matched_is_one_override(compose, fixture_mirror):
+    mirror = f"data.mirror={fixture_mirror}"
+    assert compose("dataset=glue/mnli").dataset.test_split == "validation_mismatched"  # PEFT-Factory's
+    matched = split_examples(compose("dataset=glue/mnli", mirror, "dataset.test_split=validation_matched"))
+    assert [(e.input.splitlines()[0], e.row_id) for e in matched.test] == [
+        ("Premise: Shops open at nine.", "7")
+    ]

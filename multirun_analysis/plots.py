@@ -38,9 +38,9 @@ def performance_vs_params(runs: pd.DataFrame, out: Path) -> list[Path]:
 
     ok = successful(runs)
     ok = ok[ok["method"] != BASE_METHOD]
-    per_dataset = ok.groupby(["model", "method", "dataset"])["headline_value"].mean()
-    perf = per_dataset.groupby(["model", "method"]).mean() * 100
-    params = ok.groupby(["model", "method"])["trainable_params"].median().clip(lower=1)
+    per_dataset = ok.groupby(["model", "label", "dataset"])["headline_value"].mean()
+    perf = per_dataset.groupby(["model", "label"]).mean() * 100
+    params = ok.groupby(["model", "label"])["trainable_params"].median().clip(lower=1)
     keys = list(perf.index)
     points = [(float(params[k]), float(perf[k])) for k in keys]
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -99,8 +99,8 @@ def seed_spread(runs: pd.DataFrame, out: Path) -> list[Path]:
     )
     for ax, dataset in zip(axes[0], datasets, strict=False):
         sub = ok[ok["dataset"] == dataset]
-        methods = sorted(sub["method"].unique())
-        ax.boxplot([sub[sub["method"] == m]["headline_value"] * 100 for m in methods], tick_labels=methods)
+        methods = sorted(sub["label"].unique())
+        ax.boxplot([sub[sub["label"] == m]["headline_value"] * 100 for m in methods], tick_labels=methods)
         ax.set_title(dataset, fontsize=9)
         ax.tick_params(axis="x", rotation=45, labelsize=8)
         ax.grid(True, axis="y", alpha=0.3)

@@ -24,22 +24,58 @@ RUN_COLUMNS = [
     "eval_runtime_s",
     "headline_metric",
     "headline_value",
+    "n_test",
+    "eval_mode",
+    "metric_convention",
+    "git_commit",
     "error",
 ]
 
 
 def find_results(roots: Iterable[str | Path]) -> list[Path]:
-    files: list[Path] = []
+    """Every result.json under ``roots``, each file once (a folder passed twice, or nested in another)."""
+    files: dict[Path, Path] = {}
     for root in roots:
         root = Path(root)
         if not root.exists():
             raise FileNotFoundError(f"results folder not found: {root}")
-        files += sorted(root.rglob("result.json"))
-    return files
+        for path in sorted(root.rglob("result.json")):
+            files.setdefault(path.resolve(), path)
+    return list(files.values())
 
 
-def load_runs(roots: Iterable[str | Path]) -> pd.DataFrame:
-    """One row per run, with the columns in ``RUN_COLUMNS`` plus ``path`` and ``metrics`` (a dict)."""
+def drop_duplicates(runs: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """One row per ``run_key`` (a copied folder, a re-run elsewhere): a successful record wins, then the
+    first path. Returns the runs and how many rows were dropped."""
+    if runs.empty:
+        return runs, 0
+    order = runs.assign(_bad=runs["status"] != "success").sort_values(["_bad", "path"], kind="stable")
+    keyed = order["run_key"].notna()
+    kept = pd.concat([order[keyed].drop_duplicates("run_key"), order[~keyed]]).drop(columns="_bad")
+    return kept.sort_index(), len(runs) - len(kept)
+
+
+def load_runs(
+    roots: Iterable[str | Path], filters: Iterable[str] = (), group_by: Iterable[str] = ()
+) -> pd.DataFrame:
+    """One row per run (duplicates of a run key counted once), with the columns in ``RUN_COLUMNS`` plus
+    ``path``, ``metrics`` (a dict), ``metrics_paper`` (a dict), ``config`` (the resolved config),
+    ``invalid_rate``, ``cap`` (``dataset.max_eval_samples``), and the variant columns of
+    :func:`multirun_analysis.variants.assign_variants`. ``filters`` are ``KEY=VALUE`` selections and
+    ``group_by`` keys split variants (see :mod:`multirun_analysis.variants`).
+    ``runs.attrs["duplicates"]`` counts the duplicate records dropped."""
+    from multirun_analysis.variants import apply_filters, assign_variants, check_group_by
+
+    runs = _read_records(roots)
+    runs, duplicates = drop_duplicates(runs)
+    runs = apply_filters(runs, filters)
+    check_group_by(runs, group_by)
+    runs = assign_variants(runs, group_by).reset_index(drop=True)
+    runs.attrs["duplicates"] = duplicates
+    return runs
+
+
+def _read_records(roots: Iterable[str | Path]) -> pd.DataFrame:
     rows = []
     for path in find_results(roots):
         try:
@@ -48,9 +84,14 @@ def load_runs(roots: Iterable[str | Path]) -> pd.DataFrame:
             raise ValueError(f"{path} is not valid JSON: {err}") from err
         row = {col: record.get(col) for col in RUN_COLUMNS}
         row["metrics"] = record.get("metrics") or {}
+        row["metrics_paper"] = record.get("metrics_paper") or {}
+        row["config"] = record.get("config") or {}
+        row["invalid_rate"] = row["metrics"].get("invalid_rate")
+        row["cap"] = ((row["config"].get("dataset") or {}).get("max_eval_samples")) if row["config"] else None
         row["path"] = str(path.parent)
         rows.append(row)
-    return pd.DataFrame(rows, columns=[*RUN_COLUMNS, "metrics", "path"])
+    extra = ["metrics", "metrics_paper", "config", "invalid_rate", "cap", "path"]
+    return pd.DataFrame(rows, columns=[*RUN_COLUMNS, *extra])
 
 
 def tidy_metrics(runs: pd.DataFrame) -> pd.DataFrame:

@@ -15,6 +15,8 @@ from bench.metrics.pscp import pscp, pscp_factors, pscp_options
 # PEFT-Bench's dataset groups, in column order; the group is the dataset name's first part.
 GROUPS = {"glue": "GLUE", "superglue": "SuperGLUE", "others": "Others", "math": "Math", "code": "Code"}
 BASE_METHOD = "none"
+# Table rows: one per (model, variant); ``label`` is the method with its variant (``lora [r=8]``).
+ROWS = ["model", "label"]
 
 
 def dataset_group(dataset: str) -> str:
@@ -40,8 +42,14 @@ def successful(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def _method_order(index: pd.Index) -> list:
-    """The base model (``none``) first, then methods alphabetically (per model)."""
-    return sorted(index, key=lambda mm: (mm[0], mm[1] != BASE_METHOD, mm[1]))
+    """The base model (``none``, any variant) first, then methods alphabetically (per model)."""
+    return sorted(index, key=lambda mm: (mm[0], mm[1].split(" [")[0] != BASE_METHOD, mm[1]))
+
+
+def _rows(frame):
+    """Name the row levels (model, method): ``method`` shows the variant label."""
+    frame.index = frame.index.set_names(["model", "method"])
+    return frame
 
 
 def performance_table(runs: pd.DataFrame) -> pd.DataFrame:
@@ -50,15 +58,13 @@ def performance_table(runs: pd.DataFrame) -> pd.DataFrame:
     Also a ``params`` column: the method's trainable parameters (the median over its runs).
     """
     ok = successful(runs)
-    means = ok.pivot_table(
-        index=["model", "method"], columns="dataset", values="headline_value", aggfunc="mean"
-    )
+    means = ok.pivot_table(index=ROWS, columns="dataset", values="headline_value", aggfunc="mean")
     means = means * 100
     means.columns = pd.MultiIndex.from_tuples([(dataset_group(d), d) for d in means.columns])
     means = means.reindex(columns=_ordered_columns(ok["dataset"]))
-    params = ok.groupby(["model", "method"])["trainable_params"].median()
+    params = ok.groupby(ROWS)["trainable_params"].median()
     means.insert(0, ("", "params"), params)
-    return means.loc[_method_order(means.index)]
+    return _rows(means.loc[_method_order(means.index)])
 
 
 def stability_table(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -68,25 +74,27 @@ def stability_table(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     the seeds that succeeded, so a missing seed shows as n=4 where 5 were asked for.
     """
     ok = successful(runs)
-    grouped = ok.groupby(["model", "method", "dataset"])["headline_value"]
+    grouped = ok.groupby([*ROWS, "dataset"])["headline_value"]
     std = (grouped.std(ddof=1) * 100).unstack("dataset")
     n = grouped.count().unstack("dataset")
     cols = _ordered_columns(ok["dataset"])
     std.columns = pd.MultiIndex.from_tuples([(dataset_group(d), d) for d in std.columns])
     n.columns = pd.MultiIndex.from_tuples([(dataset_group(d), d) for d in n.columns])
     order = _method_order(std.index)
-    return std.reindex(columns=cols).loc[order], n.reindex(columns=cols).loc[order]
+    return _rows(std.reindex(columns=cols).loc[order]), _rows(n.reindex(columns=cols).loc[order])
 
 
 def pscp_table(runs: pd.DataFrame, constants: PSCPConfig | None = None) -> pd.DataFrame:
-    """Per (model, method): mean performance over datasets (each dataset's mean over seeds), the three
-    penalty factors from the method's median costs, and PSCP. The base model has no row (nothing trained).
+    """Per (model, variant): mean performance over datasets (each dataset's mean over seeds), the three
+    penalty factors, and PSCP. The base model has no row (nothing trained). Memory is the mean over runs,
+    as PEFT-Factory's ``cal_mem.py`` averages it; parameters and FLOPs (fixed by the method) the median.
     """
     ok = successful(runs)
     ok = ok[ok["method"] != BASE_METHOD]
-    per_dataset = ok.groupby(["model", "method", "dataset"])["headline_value"].mean()
-    performance = per_dataset.groupby(["model", "method"]).mean()
-    costs = ok.groupby(["model", "method"])[["trainable_params", "flops_delta", "peak_memory_bytes"]].median()
+    per_dataset = ok.groupby([*ROWS, "dataset"])["headline_value"].mean()
+    performance = per_dataset.groupby(ROWS).mean()
+    costs = ok.groupby(ROWS)[["trainable_params", "flops_delta"]].median()
+    costs["peak_memory_bytes"] = ok.groupby(ROWS)["peak_memory_bytes"].mean()
     opts = pscp_options(constants or PSCPConfig())  # the runner's defaults unless told otherwise
     rows = []
     for key, perf in performance.items():
@@ -108,13 +116,13 @@ def pscp_table(runs: pd.DataFrame, constants: PSCPConfig | None = None) -> pd.Da
     table = pd.DataFrame(rows)
     if table.empty:
         return table
-    return table.set_index(["model", "method"]).sort_values("pscp", ascending=False)
+    return table.set_index(["model", "method"]).sort_values("pscp", ascending=False, kind="stable")
 
 
 def failures_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Runs that did not succeed (failed, diverged, still running), with their error and folder."""
     bad = runs[runs["status"] != "success"]
-    cols = ["status", "model", "method", "dataset", "seed", "error", "path"]
+    cols = ["status", "model", "method", "label", "dataset", "seed", "error", "path"]
     return bad[cols].sort_values(["status", "model", "method", "dataset", "seed"]).reset_index(drop=True)
 
 

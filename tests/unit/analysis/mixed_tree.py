@@ -1,0 +1,98 @@
+"""A mixed results tree written by hand (no training): two LoRA ranks x 2 seeds, a score-mode run, a
+failed run and a duplicate folder, with predictions.jsonl rows carrying example ids."""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+from pathlib import Path
+
+LABELS = ["negative", "positive"]
+REFERENCES = ["positive", "negative"] * 4  # 8 test examples
+IDS = [f"{i}-{i:08x}" for i in range(8)]
+
+# (rank, eval mode, seed) -> per-example correctness; the headline (accuracy) is its mean.
+CORRECT = {
+    (8, "generate", 1): [1, 1, 1, 1, 1, 1, 0, 0],  # 0.750
+    (8, "generate", 2): [1, 1, 1, 1, 1, 1, 1, 0],  # 0.875
+    (16, "generate", 1): [1, 1, 1, 1, 1, 1, 1, 1],  # 1.000
+    (16, "generate", 2): [1, 1, 1, 1, 1, 1, 1, 0],  # 0.875
+    (16, "score", 1): [1, 1, 1, 1, 0, 0, 0, 0],  # 0.500
+}
+
+
+def config(rank: int, mode: str, seed: int) -> dict:
+    return {
+        "seed": seed,
+        "model": {"name": "tiny-random", "architecture": {"layers": 2}},
+        "method": {"name": "lora", "family": "reparametrized", "options": {"r": rank, "lora_alpha": 16}},
+        "dataset": {"name": "glue/sst2", "hub_id": "glue", "max_eval_samples": 8, "label_names": LABELS},
+        "eval": {"mode": mode, "batch_size": 32},
+        "trainer": {"learning_rate": 1e-4},
+        "paths": {"results_dir": "elsewhere"},  # not identity: never labels a variant
+        "hardware": {"device": "cpu"},
+    }
+
+
+def record(rank: int, mode: str, seed: int, status: str = "success") -> dict:
+    correct = CORRECT.get((rank, mode, seed))
+    value = sum(correct) / len(correct) if correct else None
+    rec = {
+        "status": status,
+        "error": None if status == "success" else "RuntimeError: out of memory",
+        "run_key": f"tiny-random__lora__glue-sst2__seed{seed}__r{rank}{mode}",
+        "model": "tiny-random",
+        "method": "lora",
+        "method_family": "reparametrized",
+        "dataset": "glue/sst2",
+        "seed": seed,
+        "config": config(rank, mode, seed),
+        "trainable_params": 1000 * rank,
+        "total_params": 1_000_000,
+        "flops_delta": 0,
+        "peak_memory_bytes": 1e9 * seed,  # 1 GB, 2 GB: the mean (1.5) differs from a median of 3 runs
+        "n_test": 8,
+        "eval_mode": mode,
+        "headline_metric": "accuracy",
+        "headline_value": value,
+        "metrics": {"accuracy": value, "invalid_rate": 0.125 if correct else None} if correct else {},
+    }
+    return rec
+
+
+def predictions(correct: list[int], with_ids: bool = True) -> list[dict]:
+    rows = []
+    for i, (ok, ref) in enumerate(zip(correct, REFERENCES, strict=True)):
+        wrong = LABELS[1 - LABELS.index(ref)]
+        parsed = ref if ok else (None if i == 7 else wrong)
+        row = {"prompt": f"p{i}", "generated": parsed or "??", "reference": ref, "parsed": parsed}
+        row["valid"] = parsed is not None
+        if with_ids:
+            row = {"id": IDS[i], **row}
+        rows.append(row)
+    return rows
+
+
+def write_run(folder: Path, rec: dict, rows: list[dict] | None) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "result.json").write_text(json.dumps(rec))
+    if rows is not None:
+        (folder / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return folder
+
+
+def build(root: Path) -> Path:
+    """The tree under ``root/results``; returns it. Folder names mean nothing."""
+    results = root / "results"
+    for i, (key, correct) in enumerate(CORRECT.items()):
+        write_run(results / f"run{i}", record(*key), predictions(correct))
+    write_run(results / "run_failed", record(8, "generate", 3, status="failed"), None)
+    shutil.copytree(results / "run0", results / "copy_of_run0")  # the same run key twice
+    return results
+
+
+def with_config(rec: dict, **changes) -> dict:
+    rec = copy.deepcopy(rec)
+    rec.update(changes)
+    return rec

@@ -1,0 +1,73 @@
+"""Variants: identity minus seed, labelled by what differs; duplicates once; --filter and --group-by."""
+
+from __future__ import annotations
+
+import mixed_tree  # tests/unit/analysis is on sys.path (pytest prepend mode)
+import pytest
+
+from multirun_analysis import tables
+from multirun_analysis.records import load_runs
+from multirun_analysis.variants import flatten, identity
+
+
+@pytest.fixture
+def tree(tmp_path):
+    return mixed_tree.build(tmp_path)
+
+
+def test_identity_drops_seed_and_non_identity_sections():
+    ident = identity(mixed_tree.config(8, "generate", 1))
+    assert "seed" not in ident and "paths.results_dir" not in ident and "hardware.device" not in ident
+    assert "model.architecture.layers" not in ident  # descriptive, as in the run key's hash
+    assert ident["method.options.r"] == 8 and ident["eval.mode"] == "generate"
+    assert flatten({"a": {"b": [1, 2]}}) == {"a.b": "[1, 2]"}
+
+
+def test_mixed_tree_variants_labelled_and_duplicates_once(tree):
+    runs = load_runs([tree, tree])  # the same folder twice, and a copied run folder inside it
+    assert runs.attrs["duplicates"] == 1  # the copy; the folder passed twice is read once
+    assert len(runs) == 6  # 5 successful runs + 1 failed, each once
+    assert sorted(set(runs["label"])) == [
+        "lora [eval.mode=generate, r=16]",
+        "lora [eval.mode=generate, r=8]",
+        "lora [eval.mode=score, r=16]",
+    ]
+    perf = tables.performance_table(runs)
+    cell = ("GLUE", "glue/sst2")
+    assert perf.loc[("tiny-random", "lora [eval.mode=generate, r=8]"), cell] == pytest.approx(81.25)
+    assert perf.loc[("tiny-random", "lora [eval.mode=generate, r=16]"), cell] == pytest.approx(93.75)
+    assert perf.loc[("tiny-random", "lora [eval.mode=score, r=16]"), cell] == pytest.approx(50.0)
+    _, n = tables.stability_table(runs)
+    assert n[cell].tolist() == [2, 2, 1]  # nothing counted twice, never mixed
+    failures = tables.failures_table(runs)
+    assert failures[["status", "label", "seed"]].values.tolist() == [
+        ["failed", "lora [eval.mode=generate, r=8]", 3]
+    ]
+
+
+def test_a_lone_variant_has_no_brackets(tree):
+    runs = load_runs([tree], filters=["eval.mode=generate", "method.options.r=8"])
+    assert set(runs["label"]) == {"lora"} and sorted(runs["seed"]) == [1, 2, 3]
+
+
+def test_filter_options_and_record_fields(tree):
+    runs = load_runs([tree], filters=["method.options.r=8,16", "status=success", "seed=1"])
+    assert sorted(runs["label"]) == [
+        "lora [eval.mode=generate, r=16]",
+        "lora [eval.mode=generate, r=8]",
+        "lora [eval.mode=score, r=16]",
+    ]
+
+
+def test_group_by_splits_what_identity_merges(tree):
+    runs = load_runs([tree], filters=["eval.mode=generate", "method.options.r=16"], group_by=["seed"])
+    assert sorted(runs["label"]) == ["lora [seed=1]", "lora [seed=2]"]
+
+
+def test_unknown_filter_key_names_close_keys(tree):
+    with pytest.raises(ValueError, match=r"no run has the key 'method.options.rank'.*method.options.r"):
+        load_runs([tree], filters=["method.options.rank=8"])
+    with pytest.raises(ValueError, match="expected KEY=VALUE"):
+        load_runs([tree], filters=["r8"])
+    with pytest.raises(ValueError, match="--group-by 'evalmode'.*eval.mode"):
+        load_runs([tree], group_by=["evalmode"])

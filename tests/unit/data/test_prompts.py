@@ -204,3 +204,18 @@ def test_prompt_style_is_checked_when_the_config_is_validated(compose):
         validate(compose("model=tiny-random", "dataset=glue/sst2", "dataset.prompt_style=papers"))
     with pytest.raises(ConfigError, match="demo/ticket_routing' has no paper prompt"):
         validate(compose("model=tiny-random", "dataset.prompt_style=paper"))
+
+
+def test_a_long_input_and_a_long_answer_share_the_room(tiny_sst2):
+    cfg, tok = tiny_sst2
+    frame = build_prompt(tok, cfg.model, cfg.dataset.instruction, "")
+    room = 101
+    max_len = len(tok(frame, add_special_tokens=False)["input_ids"]) + room
+    long_input = " ".join(f"w{i}" for i in range(500))
+    long_answer = " ".join(f"a{i}" for i in range(500))
+    encoded, n_cut = encode_for_training(
+        tok, cfg.model, cfg.dataset, [Example(long_input, long_answer)], max_len
+    )
+    answer = [t for t in encoded[0]["labels"] if t != IGNORE_INDEX]
+    assert n_cut == 1 and len(encoded[0]["input_ids"]) == max_len
+    assert len(answer) == room - room // 2  # the input keeps room // 2 = 50 tokens, the answer 51

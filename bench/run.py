@@ -152,9 +152,7 @@ def _execute(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         evaluation = predict(cfg, model, tokenizer, data)
     write_jsonl_atomic(run_dir / PREDICTIONS_FILE, evaluation.rows)
     out.update(
-        metrics=evaluation.metrics,
-        headline_metric=cfg.dataset.headline_metric,
-        headline_value=evaluation.metrics.get(cfg.dataset.headline_metric),
+        **metrics_record(evaluation.metrics, evaluation.metrics_paper, evaluation.paper_headline, cfg),
         eval_runtime_s=round(evaluation.runtime_s, 3),
         eval_samples_per_s=round(len(evaluation.rows) / evaluation.runtime_s, 3)
         if evaluation.runtime_s
@@ -171,6 +169,22 @@ def _execute(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         cfg.metric.pscp,
     )
     return out
+
+
+def metrics_record(metrics, metrics_paper, paper_headline, cfg) -> dict[str, Any]:
+    """Both conventions, the one chosen (``metric.convention``) and its headline, for result.json."""
+    from bench.evaluation.scoring import Scores, headline
+
+    scores = Scores(metrics, metrics_paper, paper_headline, [], [])
+    name, value = headline(scores, cfg.dataset, cfg.metric.convention)
+    return {
+        "metrics": metrics,
+        "metrics_paper": metrics_paper,
+        "paper_headline_metric": paper_headline,
+        "convention": cfg.metric.convention,
+        "headline_metric": name,
+        "headline_value": value,
+    }
 
 
 def _to_device(model, device: str) -> None:

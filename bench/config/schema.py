@@ -16,6 +16,7 @@ from omegaconf import MISSING
 
 METHOD_FAMILIES = ("reparametrized", "soft_prompt", "adapter", "selective", "full", "none")
 TASK_TYPES = ("classification", "regression", "multiple_choice", "generation", "code")
+METRIC_CONVENTIONS = ("peftbench", "paper")  # metric.convention: which scoring gives the headline
 LABEL_TASKS = ("classification", "multiple_choice")  # answers are label words: parsed, scored, stratified
 
 
@@ -128,8 +129,9 @@ class PSCPConfig:
 @dataclass
 class MetricConfig:
     name: str = "default"
-    f1_average: str = "macro"  # macro | micro | binary
-    pos_label: str | None = None  # required for f1_average=binary
+    # which scoring picks the headline (and what the analysis shows); both are always in result.json:
+    # peftbench (``metrics``, corrected) | paper (``metrics_paper``, PEFT-Bench's scoring script)
+    convention: str = "peftbench"
     pscp: PSCPConfig = field(default_factory=PSCPConfig)
 
 

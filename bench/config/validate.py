@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from bench.config.schema import LABEL_TASKS, METHOD_FAMILIES, TASK_TYPES
+from bench.config.schema import LABEL_TASKS, METHOD_FAMILIES, METRIC_CONVENTIONS, TASK_TYPES
 from bench.errors import ConfigError
 
 
@@ -33,6 +33,7 @@ def validate(cfg: DictConfig) -> None:
 
     LOADERS.get(cfg.model.loader)
     _one_of("method.family", cfg.method.family, METHOD_FAMILIES)
+    _one_of("metric.convention", cfg.metric.convention, METRIC_CONVENTIONS)
     validate_method(cfg.method)
 
     ds = cfg.dataset

@@ -10,18 +10,19 @@ from omegaconf import DictConfig
 from bench.config.schema import LABEL_TASKS
 from bench.data.pipeline import PreparedData
 from bench.evaluation.generate import drops_position_ids, generate_texts
-from bench.evaluation.parse import parse_label
 from bench.evaluation.prefix import kv_cache_works
 from bench.evaluation.score import rank_labels, score_candidates
-from bench.metrics import compute_metrics
+from bench.evaluation.scoring import example_id, score_answers
 
 DEFAULT_GENERATION_TOKENS = 256
 
 
 @dataclass
 class Evaluation:
-    rows: list[dict]  # one per test example: prompt, generated, reference, parsed, valid
-    metrics: dict[str, float]
+    rows: list[dict]  # one per test example: id, prompt, generated, reference, parsed, valid
+    metrics: dict[str, float]  # peftbench's convention
+    metrics_paper: dict[str, float]  # PEFT-Bench's scoring script (bench.metrics.paper)
+    paper_headline: str | None
     runtime_s: float
     max_new_tokens: int
 
@@ -76,11 +77,10 @@ def _predict_by_score(cfg: DictConfig, model, tokenizer, data: PreparedData) -> 
     runtime = time.perf_counter() - start
     parsed = rank_labels(scores, labels)
     references = [ex.reference for ex in data.test_examples]  # all golds for multi-answer rows
-    metrics = compute_metrics(
-        [*ds.metrics, "invalid_rate"], parsed, references, labels=labels, pos_label=ds.pos_label
-    )
+    scored = score_answers(ds, parsed, references)
     rows = [
         {
+            "id": _example_id(data, i),
             "prompt": prompt,
             "generated": None,
             "scores": dict(zip(labels, row, strict=True)),
@@ -88,9 +88,11 @@ def _predict_by_score(cfg: DictConfig, model, tokenizer, data: PreparedData) -> 
             "parsed": p,
             "valid": True,
         }
-        for prompt, row, ref, p in zip(data.test_prompts, scores, references, parsed, strict=True)
+        for i, (prompt, row, ref, p) in enumerate(
+            zip(data.test_prompts, scores, references, parsed, strict=True)
+        )
     ]
-    return Evaluation(rows=rows, metrics=metrics, runtime_s=runtime, max_new_tokens=0)
+    return Evaluation(rows, scored.metrics, scored.metrics_paper, scored.paper_headline, runtime, 0)
 
 
 def _predict_by_generation(cfg: DictConfig, model, tokenizer, data: PreparedData) -> Evaluation:
@@ -108,17 +110,24 @@ def _predict_by_generation(cfg: DictConfig, model, tokenizer, data: PreparedData
     runtime = time.perf_counter() - start
 
     references = [ex.reference for ex in data.test_examples]  # all golds for multi-answer rows
-    if ds.task_type in LABEL_TASKS:
-        labels = list(ds.label_names)
-        parsed = [parse_label(text, labels) for text in texts]
-        metrics = compute_metrics(
-            [*ds.metrics, "invalid_rate"], parsed, references, labels=labels, pos_label=ds.pos_label
-        )
-    else:
-        parsed = [text.strip() for text in texts]
-        metrics = compute_metrics(list(ds.metrics), parsed, references, labels=[])
+    scored = score_answers(ds, texts, references)
     rows = [
-        {"prompt": prompt, "generated": text, "reference": ref, "parsed": p, "valid": p is not None}
-        for prompt, text, ref, p in zip(data.test_prompts, texts, references, parsed, strict=True)
+        {
+            "id": _example_id(data, i),
+            "prompt": prompt,
+            "generated": text,
+            "reference": ref,
+            "parsed": p,
+            "valid": v,
+        }
+        for i, (prompt, text, ref, p, v) in enumerate(
+            zip(data.test_prompts, texts, references, scored.parsed, scored.valid, strict=True)
+        )
     ]
-    return Evaluation(rows=rows, metrics=metrics, runtime_s=runtime, max_new_tokens=max_new)
+    return Evaluation(rows, scored.metrics, scored.metrics_paper, scored.paper_headline, runtime, max_new)
+
+
+def _example_id(data: PreparedData, index: int) -> str:
+    """The test row's stable id: the dataset's row id (else its index) and a hash of its prompt."""
+    row_id = getattr(data.test_examples[index], "row_id", "") or str(index)
+    return example_id(row_id, data.test_prompts[index])

@@ -19,21 +19,31 @@ def test_parse_number_none_without_a_leading_number(text):
     assert parse_number(text) is None
 
 
-# Valid pairs only: (1, 1), (2, 2), (3, 4); None and "n/a" are left out.
-PREDS = ["1", " 2 ", "3.0 out of 5", None, "n/a"]
-REFS = ["1", "2", "4", "5", "0"]
+def test_parse_number_reads_number_words():
+    assert parse_number("Five.") == 5.0 and parse_number("zero") == 0.0 and parse_number("fives") is None
 
 
-def test_pearson_by_hand_over_valid_pairs():
-    # x=1,2,3 (mean 2), y=1,2,4 (mean 7/3): dx=-1,0,1; dy=-4/3,-1/3,5/3
-    # sum dx*dy = 3, sum dx^2 = 2, sum dy^2 = 42/9 = 14/3 -> r = 3/sqrt(28/3) = sqrt(27/28)
-    value = compute_metrics(["pearson"], PREDS, REFS, labels=[])["pearson"]
-    assert value == pytest.approx(math.sqrt(27 / 28))
+def test_issue_stsb_one_five_is_read_not_dropped():
+    # the issue's case: answers 1, 2, 3, 4, "five" for references 1..5: a perfect answer (PEFT-Bench: -0.164)
+    got = compute_metrics(["pearson", "spearman"], ["1", "2", "3", "4", "five"], list("12345"), labels=[])
+    assert got == pytest.approx({"pearson": 1.0, "spearman": 1.0})
+
+
+def test_unparseable_answer_is_the_farthest_end_of_the_range():
+    # "n/a" for reference 5: scored as 1 (the references' range is 1..5). x = 1,2,3,4,1; y = 1..5:
+    # dx = -1.2,-0.2,0.8,1.8,-1.2; dy = -2..2: sum dx*dy = 2.0, sum dx^2 = 6.8, sum dy^2 = 10 -> 2/sqrt(68)
+    got = compute_metrics(["pearson"], ["1", "2", "3", "4", "n/a"], list("12345"), labels=[])["pearson"]
+    assert got == pytest.approx(2 / math.sqrt(68))
+
+
+def test_two_numbers_out_of_eight_is_not_a_perfect_correlation():
+    # was 1.0 from the 2 readable answers; the 6 unreadable ones now count, each at its worst
+    refs = ["0", "1", "2", "3", "4", "5", "1", "4"]
+    preds = ["0", "5", None, "", "n/a", "?", "x", "y"]
+    assert compute_metrics(["pearson"], preds, refs, labels=[])["pearson"] < 0
 
 
 def test_spearman_by_hand():
-    # same order on both sides (valid pairs as above) -> rho = 1
-    assert compute_metrics(["spearman"], PREDS, REFS, labels=[])["spearman"] == pytest.approx(1.0)
     # ranks x=1,2,3 vs y=2,1,3: sum d^2 = 2 -> rho = 1 - 6*2/(3*(9-1)) = 0.5
     assert compute_metrics(["spearman"], ["1", "2", "3"], ["2", "1", "3"], labels=[])[
         "spearman"
@@ -43,12 +53,17 @@ def test_spearman_by_hand():
 @pytest.mark.parametrize(
     ("preds", "refs"),
     [
-        (["1", None, "x"], ["1", "2", "3"]),  # one valid pair
-        ([None, None], ["1", "2"]),  # none valid
+        (["1"], ["1"]),  # one row
         (["3", "3", "3"], ["1", "2", "3"]),  # constant predictions
         (["1", "2", "3"], ["2", "2", "2"]),  # constant references
+        ([None, None], ["2", "2"]),  # all invalid, constant references
     ],
 )
 @pytest.mark.parametrize("name", ["pearson", "spearman"])
 def test_nan_when_correlation_is_undefined(name, preds, refs):
     assert math.isnan(compute_metrics([name], preds, refs, labels=[])[name])
+
+
+def test_all_invalid_is_anti_correlated():
+    # every answer at the far end of its reference: 1 -> 3, 2 -> 3 (a tie goes high), 3 -> 1
+    assert compute_metrics(["pearson"], [None] * 3, ["1", "2", "3"], labels=[])["pearson"] < 0

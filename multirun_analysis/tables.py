@@ -6,6 +6,8 @@ one decimal) happens in :mod:`multirun_analysis.render`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -137,3 +139,225 @@ def ranks(column: pd.Series) -> tuple[object, object]:
     best = values.index[0] if len(values) > 0 else None
     second = values.index[1] if len(values) > 1 else None
     return best, second
+
+
+# ---- uncertainty per cell, paired comparisons (see multirun_analysis.stats for the choices) ----
+
+NOT_SCORED = "not scored"  # a successful run whose headline is NaN (e.g. Pearson of a constant answer)
+
+
+def not_scored(runs: pd.DataFrame) -> pd.DataFrame:
+    """Runs that count in no mean: failed, diverged, still running, or a NaN headline."""
+    bad = runs[(runs["status"] != "success") | runs["headline_value"].isna()].copy()
+    bad.loc[bad["status"] == "success", "status"] = NOT_SCORED
+    return bad
+
+
+def load_all_answers(runs: pd.DataFrame) -> dict:
+    from multirun_analysis.stats import load_answers
+
+    return {p: load_answers(p) for p in runs["path"]}
+
+
+def _example_level(group: pd.DataFrame, answers: dict) -> list | None:
+    """Per-seed correctness arrays when every seed's predictions reproduce its headline, else None."""
+    arrays = []
+    for r in group.itertuples():
+        a = answers.get(r.path)
+        if a is None or len(a.correct) == 0 or abs(a.correct.mean() - r.headline_value) > 1e-6:
+            return None
+        arrays.append(a.correct)
+    return arrays
+
+
+def cell_stats(runs: pd.DataFrame, answers: dict | None = None) -> pd.DataFrame:
+    """One row per (model, variant, dataset): mean, std (ddof=1), n seeds, n test examples, the cap,
+    95% CI (``ci_kind``: ``seeds`` or ``seeds+examples``), mean invalid rate, runs not scored. Scores x100.
+    """
+    from multirun_analysis.stats import bootstrap_ci
+
+    answers = load_all_answers(runs) if answers is None else answers
+    ok = successful(runs)
+    bad = not_scored(runs)
+    rows = []
+    keys = sorted(set(map(tuple, runs[[*ROWS, "dataset"]].astype(str).values)))
+    for model, label, dataset in keys:
+        group = ok[(ok["model"] == model) & (ok["label"] == label) & (ok["dataset"] == dataset)]
+        group = group.sort_values("seed")
+        failed = bad[(bad["model"] == model) & (bad["label"] == label) & (bad["dataset"] == dataset)]
+        values = group["headline_value"].to_numpy(float)
+        examples = _example_level(group, answers) if len(group) else None
+        lo, hi = bootstrap_ci(values, examples) if len(group) else (np.nan, np.nan)
+        n_test = pd.to_numeric(group["n_test"], errors="coerce").dropna()
+        caps = pd.to_numeric(group["cap"], errors="coerce").dropna()
+        invalid = pd.to_numeric(group["invalid_rate"], errors="coerce").dropna()
+        rows.append(
+            {
+                "model": model,
+                "method": label,
+                "dataset": dataset,
+                "mean": values.mean() * 100 if len(values) else np.nan,
+                "std": values.std(ddof=1) * 100 if len(values) > 1 else np.nan,
+                "n_seeds": len(values),
+                "n_test": int(n_test.max()) if len(n_test) else (len(examples[0]) if examples else np.nan),
+                "cap": int(caps.max()) if len(caps) else np.nan,
+                "ci_low": lo * 100,
+                "ci_high": hi * 100,
+                "ci_kind": "seeds+examples" if examples else "seeds" if len(values) > 1 else "",
+                "invalid_rate": invalid.mean() * 100 if len(invalid) else np.nan,
+                "not_scored": len(failed),
+                "not_scored_status": ", ".join(sorted(set(failed["status"]))),
+            }
+        )
+    cols = ["model", "method", "dataset"]
+    return pd.DataFrame(rows).set_index(cols) if rows else pd.DataFrame(columns=cols).set_index(cols)
+
+
+@dataclass(frozen=True)
+class Paired:
+    """A vs B on the seeds (and examples) both have: mean paired difference x100, its CI, the p-value."""
+
+    unit: str  # "examples" (per-example correctness) or "seeds" (headline per seed)
+    n_seeds: int
+    n_pairs: int
+    diff: float
+    ci_low: float
+    ci_high: float
+    p: float
+
+
+def paired(a: pd.DataFrame, b: pd.DataFrame, answers: dict, what: str = "") -> Paired | None:
+    """Compare two cells' successful runs (rows of :func:`successful`), matched by seed."""
+    from multirun_analysis.stats import align, bootstrap_ci, paired_bootstrap_ci, paired_permutation_p
+
+    seeds = sorted(set(a["seed"]) & set(b["seed"]))
+    if not seeds:
+        return None
+    ra = a.set_index("seed").loc[seeds]
+    rb = b.set_index("seed").loc[seeds]
+    per_seed = []
+    for s in seeds:
+        aa, bb = answers.get(ra.loc[s, "path"]), answers.get(rb.loc[s, "path"])
+        if aa is None or bb is None:
+            per_seed = None
+            break
+        xa, xb = align(aa, bb, f"{what} seed {s}")
+        per_seed.append(xa - xb)
+    if per_seed is not None and all(len(d) for d in per_seed):
+        diffs = np.concatenate(per_seed)
+        lo, hi = paired_bootstrap_ci(per_seed)
+        return Paired(
+            "examples",
+            len(seeds),
+            len(diffs),
+            diffs.mean() * 100,
+            lo * 100,
+            hi * 100,
+            paired_permutation_p(diffs),
+        )
+    d = (ra["headline_value"].astype(float) - rb["headline_value"].astype(float)).to_numpy()
+    lo, hi = bootstrap_ci(d)
+    return Paired("seeds", len(seeds), len(d), d.mean() * 100, lo * 100, hi * 100, paired_permutation_p(d))
+
+
+def _cell(ok: pd.DataFrame, model: str, label: str, dataset: str) -> pd.DataFrame:
+    return ok[(ok["model"] == model) & (ok["label"] == label) & (ok["dataset"] == dataset)]
+
+
+@dataclass(frozen=True)
+class Marks:
+    """Per column: the best row (bold only if ``significant``), the second row, the test behind it."""
+
+    best: object
+    second: object
+    significant: bool
+    test: Paired | None
+    p_holm: float
+
+
+def best_marks(runs: pd.DataFrame, cells: pd.DataFrame, answers: dict | None = None) -> dict[str, Marks]:
+    """Per dataset: best and runner-up by mean; best is bold only when it beats the runner-up in the
+    paired test at :data:`~multirun_analysis.stats.LEVEL` after Holm over the table's datasets. A tie
+    marks neither best nor second; a tie for second marks no second."""
+    from multirun_analysis.stats import LEVEL, holm
+
+    answers = load_all_answers(runs) if answers is None else answers
+    ok = successful(runs)
+    found = {}
+    for dataset in cells.index.get_level_values("dataset").unique():
+        means = cells.xs(dataset, level="dataset")["mean"].dropna().astype(float).sort_values(ascending=False)
+        vals = means.to_numpy()
+        best = means.index[0] if len(vals) >= 1 and (len(vals) == 1 or vals[0] > vals[1]) else None
+        second = (
+            means.index[1]
+            if best is not None and len(vals) >= 2 and (len(vals) == 2 or vals[1] > vals[2])
+            else None
+        )
+        test = None
+        if best is not None and len(vals) >= 2:
+            (m1, l1), (m2, l2) = means.index[0], means.index[1]
+            test = paired(_cell(ok, m1, l1, dataset), _cell(ok, m2, l2, dataset), answers, dataset)
+        found[dataset] = (best, second, test)
+    tested = [d for d, (_, _, t) in found.items() if t is not None]
+    adjusted = dict(zip(tested, holm([found[d][2].p for d in tested]), strict=True))
+    return {
+        d: Marks(best, second, adjusted.get(d, np.nan) < LEVEL, test, adjusted.get(d, np.nan))
+        for d, (best, second, test) in found.items()
+    }
+
+
+def compare_table(runs: pd.DataFrame, a: str, b: str, answers: dict | None = None) -> pd.DataFrame:
+    """A vs B (variant labels, or method names with one variant) per (model, dataset): means over the
+    common seeds, the paired difference (x100) with its 95% CI, p, Holm-adjusted p over the datasets."""
+    from multirun_analysis.stats import LEVEL, holm
+
+    answers = load_all_answers(runs) if answers is None else answers
+    ok = successful(runs)
+    a, b = _resolve_label(runs, a), _resolve_label(runs, b)
+    rows = []
+    for (model, dataset), group in ok.groupby(["model", "dataset"], sort=True):
+        ca, cb = group[group["label"] == a], group[group["label"] == b]
+        result = paired(ca, cb, answers, f"{a} vs {b} on {dataset}") if len(ca) and len(cb) else None
+        if result is None:
+            continue
+        seeds = sorted(set(ca["seed"]) & set(cb["seed"]))
+        rows.append(
+            {
+                "model": model,
+                "dataset": dataset,
+                "a": a,
+                "b": b,
+                "mean_a": ca[ca["seed"].isin(seeds)]["headline_value"].mean() * 100,
+                "mean_b": cb[cb["seed"].isin(seeds)]["headline_value"].mean() * 100,
+                "unit": result.unit,
+                "n_seeds": result.n_seeds,
+                "n_pairs": result.n_pairs,
+                "diff": result.diff,
+                "ci_low": result.ci_low,
+                "ci_high": result.ci_high,
+                "p": result.p,
+            }
+        )
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    table["p_holm"] = holm(table["p"])
+    table["significant"] = table["p_holm"] < LEVEL
+    return table
+
+
+def _resolve_label(runs: pd.DataFrame, name: str) -> str:
+    labels = sorted(set(runs["label"]))
+    if name in labels:
+        return name
+    matching = sorted(set(runs.loc[runs["method"] == name, "label"]))
+    if len(matching) == 1:
+        return matching[0]
+    import difflib
+
+    if matching:
+        raise ValueError(f"compare: {name!r} has {len(matching)} variants; name one of {matching}")
+    close = difflib.get_close_matches(name, labels, n=3, cutoff=0.4)
+    raise ValueError(
+        f"compare: no variant {name!r}; known: {labels}" + (f" (did you mean {close}?)" if close else "")
+    )

@@ -15,10 +15,12 @@ from bench.errors import ConfigError
 
 GROUPS = ("model", "method", "dataset", "metric", "hardware", "logger")
 # Config files per group; update the group's count when adding a config.
-EXPECTED_PER_GROUP = {"model": 6, "method": 33, "dataset": 28, "metric": 1, "hardware": 6, "logger": 2}
+EXPECTED_PER_GROUP = {"model": 6, "method": 34, "dataset": 28, "metric": 1, "hardware": 6, "logger": 2}
 EXPECTED_OTHER = [
     "config.yaml",
     "experiment/peft_bench.yaml",
+    "experiment/peft_bench_stability.yaml",
+    "experiment/peft_bench_text.yaml",
     "experiment/peft_factory_table2.yaml",
     "hydra/help/bench.yaml",
     "hydra/launcher/local.yaml",

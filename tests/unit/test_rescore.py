@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from bench import PROJECT_DIR
+from bench.rescore import RESCORED_KEYS as RESCORED
 from bench.rescore import main
 
 
@@ -166,3 +167,27 @@ def test_cli_in_a_subprocess(tmp_path):
     got = json.loads(out)
     # refs all A, answers A, B: accuracy 1/2; paper F1 of B: no B reference, one B predicted -> 0
     assert got["metrics"]["accuracy"] == 0.5 and got["metrics_paper"]["f1"] == 0.0
+
+
+def test_a_finished_run_rescored_in_place_keeps_its_training_results(compose, tmp_path):
+    from bench.rescore import rescore_run
+    from bench.run import run_experiment
+    from tests.conftest import TINY
+
+    cfg = compose(*TINY, "method=lora", "trainer.max_steps=2", "dataset.max_eval_samples=4")
+    record = run_experiment(cfg, tmp_path)
+    assert record["status"] == "success", record.get("traceback")
+    rows = [json.loads(line) for line in (tmp_path / "predictions.jsonl").read_text().splitlines()]
+    assert all(row["id"].split("-")[-1].isalnum() and len(row["id"].split("-")[-1]) == 8 for row in rows)
+    assert len({row["id"] for row in rows}) == len(rows)
+    assert {"metrics", "metrics_paper", "convention"} <= set(record) and record["convention"] == "peftbench"
+    old = json.loads((tmp_path / "result.json").read_text())
+    old["metrics"]["f1_macro"] = 0.123  # as if an older scorer had computed it
+    (tmp_path / "result.json").write_text(json.dumps(old))
+    new = rescore_run(tmp_path)
+    assert new["metrics"]["f1_macro"] == pytest.approx(record["metrics"]["f1_macro"])
+    assert new["metrics_before_rescore"][-1]["metrics"]["f1_macro"] == 0.123
+    assert new["metrics_before_rescore"][-1]["rescored_at"]
+    untouched = {k: v for k, v in old.items() if k not in (*RESCORED, "metrics_before_rescore")}
+    assert {k: new[k] for k in untouched} == untouched  # training, timing, config: as they were
+    assert json.loads((tmp_path / "result.json").read_text())["metrics"] == new["metrics"]

@@ -54,7 +54,9 @@ def apply_prompt_style(ds: DatasetConfig) -> None:
 
     Afterwards ``dataset.instruction``, ``input_template``, ``label_names`` and ``label_field`` are the
     ones the run uses, for every reader (prompts, parsing, scoring); calling it again changes nothing.
-    ``paper.train_instruction`` is applied per split by :func:`training_instruction`.
+    ``paper.train_instruction`` is applied per split by :func:`training_instruction`. The run's identity
+    (``run_key``) is the composed config's, ``prompt_style`` and ``paper`` included: compute it before
+    this runs (bench.run does), not after.
     """
     check_prompt_style(ds)
     if ds.prompt_style != "paper":

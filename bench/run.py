@@ -117,6 +117,8 @@ def _execute(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         "n_train": len(data.train) if data.train is not None else 0,
         "n_val": len(data.val) if data.val is not None else 0,
         "n_test": len(data.test_examples),
+        "dropped_rows": dict(data.dropped_rows),  # rows without a target, per hub split (never fatal)
+        "truncated_rows": dict(data.truncated_rows),  # rows cut to trainer.max_seq_length, per split
         "learning_rate": effective_learning_rate(cfg) if trainable else None,
         "train_runtime_s": 0.0,
         "train_samples_per_s": None,

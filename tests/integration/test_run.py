@@ -65,6 +65,9 @@ def test_lora_run_writes_a_valid_result(lora_run):
     )
     assert (on_disk["n_train"], on_disk["n_val"], on_disk["n_test"]) == (54, 6, 16)
     assert on_disk["config"]["trainer"]["max_steps"] == 12
+    # the demo task has a target on every row and short rows (the default limit is the paper's 2048)
+    assert on_disk["dropped_rows"] == {"train": 0, "test": 0}
+    assert on_disk["truncated_rows"] == {"train": 0, "val": 0, "test": 0}
 
 
 def test_lora_trainable_params_match_lora_shapes(lora_run):

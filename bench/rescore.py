@@ -69,6 +69,7 @@ def dataset_config(name: str) -> DictConfig:
 
 def rescore_run(run_dir: str | Path) -> dict[str, Any]:
     """Recompute both conventions of one finished run from its predictions; returns the new record."""
+    from bench.data.prompts import apply_prompt_style
     from bench.run import metrics_record, pscp_record
 
     run_dir = Path(run_dir)
@@ -80,6 +81,8 @@ def rescore_run(run_dir: str | Path) -> dict[str, Any]:
     cfg = OmegaConf.create(record["config"])
     if "convention" not in cfg.metric:  # a run from before the conventions: peftbench's
         cfg.metric.convention = "peftbench"
+    # the recorded config is the composed one; a paper-prompt run answered in the paper's label words
+    apply_prompt_style(cfg.dataset)
     scores = score_file(run_dir / PREDICTIONS_FILE, cfg.dataset)
     before = {key: record[key] for key in RESCORED_KEYS if key in record}
     new = metrics_record(scores.metrics, scores.metrics_paper, scores.paper_headline, cfg)

@@ -191,3 +191,23 @@ def test_a_finished_run_rescored_in_place_keeps_its_training_results(compose, tm
     untouched = {k: v for k, v in old.items() if k not in (*RESCORED, "metrics_before_rescore")}
     assert {k: new[k] for k in untouched} == untouched  # training, timing, config: as they were
     assert json.loads((tmp_path / "result.json").read_text())["metrics"] == new["metrics"]
+
+
+def test_a_paper_prompt_run_is_rescored_in_its_label_words(compose, tmp_path):
+    """result.json keeps the composed config (our label words A/B); a run with dataset.prompt_style=paper
+    answered in the paper's (choice1/choice2), so re-scoring must put the paper's labels in place first."""
+    from omegaconf import OmegaConf
+
+    from bench.rescore import rescore_run
+
+    cfg = compose("dataset=superglue/copa", "dataset.prompt_style=paper")
+    record = {"status": "success", "config": OmegaConf.to_container(cfg, resolve=True), "metrics": {}}
+    (tmp_path / "result.json").write_text(json.dumps(record))
+    rows = [("choice1", "choice1"), ("choice2", "choice2"), ("choice1", "choice2"), ("maybe", "choice1")]
+    (tmp_path / "predictions.jsonl").write_text(
+        "".join(json.dumps({"generated": g, "reference": r}) + "\n" for g, r in rows)
+    )
+    new = rescore_run(tmp_path)
+    # 2 right of 4; one wrong, one invalid
+    assert new["metrics"]["accuracy"] == pytest.approx(0.5)
+    assert new["metrics"]["invalid_rate"] == pytest.approx(0.25)

@@ -1,8 +1,17 @@
-"""``python -m multirun_analysis RESULTS_DIR... [--out DIR]``: tables, plots and an HTML report.
+"""``python -m multirun_analysis RESULTS_DIR... [--out DIR] [--filter KEY=VALUE] [--group-by KEY]
+[--compare A B]``: tables, plots and an HTML report.
 
-Reads every result.json under the folders (never folder names) and writes, under --out:
-performance.{md,tex,csv}, stability.{md,tex,csv}, pscp.{md,tex,csv}, failures.csv,
-performance_vs_params.{png,pdf}, seed_spread.{png,pdf}, report.html; and prints the Markdown tables.
+Reads every result.json under the folders (never folder names; a run key seen twice counts once) and
+writes, under --out: performance.{md,tex}, stability.{md,tex}, pscp.{md,tex,csv}, compare.{md,tex,csv}
+(with --compare), cells.csv (mean, std, n, CI per variant and dataset), runs.csv (one row per run),
+metrics.csv (one row per run, metric and convention), failures.csv, performance_vs_params.{png,pdf},
+seed_spread.{png,pdf}, report.html; and prints the Markdown tables.
+
+Rows are variants: a method with the settings in which it differs from its siblings (``lora [r=8]``).
+--filter KEY=VALUE keeps the runs whose record field (method, dataset, seed, status, git_commit) or
+dotted config key (method.options.r, eval.mode) equals VALUE (VALUE may list options: r=8,16).
+--group-by KEY splits rows by a key the run identity does not hold (git_commit, hardware.device).
+--compare A B: A vs B (variant labels, or method names) per dataset, paired, with CI and p-values.
 """
 
 from __future__ import annotations
@@ -13,7 +22,7 @@ from pathlib import Path
 from bench.config.schema import PSCPConfig
 from bench.metrics.pscp import PSCP_OPTIONS
 from multirun_analysis import plots, render, tables
-from multirun_analysis.records import load_runs
+from multirun_analysis.records import load_runs, tidy_metrics, tidy_runs
 from multirun_analysis.report import html_report
 
 
@@ -26,35 +35,53 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("results", nargs="+", type=Path, help="folders holding result.json files")
     parser.add_argument("--out", type=Path, default=Path("tables"), help="output folder (default: tables)")
+    parser.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE", help="select runs")
+    parser.add_argument("--group-by", action="append", default=[], metavar="KEY", help="split rows by KEY")
+    parser.add_argument("--compare", nargs=2, action="append", default=[], metavar=("A", "B"))
     for name in PSCP_OPTIONS:
         parser.add_argument(f"--{name.replace('_', '-')}", dest=name, type=float, default=getattr(d, name))
     parser.add_argument("--no-plots", action="store_true", help="skip the plots (faster)")
     return parser.parse_args(argv)
 
 
-def write_all(runs, out: Path, constants: PSCPConfig, with_plots: bool = True) -> dict[str, str]:
+def write_all(runs, out: Path, constants: PSCPConfig, with_plots: bool = True, compare=()) -> dict[str, str]:
     """Write every table, plot and the report; return the Markdown of each table."""
     out.mkdir(parents=True, exist_ok=True)
+    answers = tables.load_all_answers(runs)
     perf = tables.performance_table(runs)
+    cells = tables.cell_stats(runs, answers)
+    marks = tables.best_marks(runs, cells, answers)
+    metrics = render.headline_names(runs)
     std, n = tables.stability_table(runs)
     pscp = tables.pscp_table(runs, constants)
     failures = tables.failures_table(runs)
+    comparisons = [tables.compare_table(runs, a, b, answers) for a, b in compare]
 
-    md = {
-        "performance": render.performance_markdown(perf),
-        "stability": render.stability_markdown(std, n),
-        "pscp": render.pscp_markdown(pscp) if not pscp.empty else "(no trained methods)",
-    }
-    for name, text in md.items():
-        (out / f"{name}.md").write_text(text + "\n")
-    (out / "performance.tex").write_text(render.performance_latex(perf))
-    (out / "stability.tex").write_text(render.stability_latex(std, n))
-    if not pscp.empty:
-        (out / "pscp.tex").write_text(render.pscp_latex(pscp))
-    perf.to_csv(out / "performance.csv")
-    std.to_csv(out / "stability.csv")
-    n.to_csv(out / "stability_n.csv")
-    pscp.to_csv(out / "pscp.csv")
+    def frames(fmt):
+        yield (
+            "performance",
+            render.performance_frame(perf, cells, marks, metrics, fmt),
+            (render.performance_caption(cells, marks)),
+        )
+        yield "stability", render.stability_frame(std, n, cells, fmt), render.STABILITY_CAPTION
+        if not pscp.empty:
+            yield "pscp", render.pscp_frame(pscp, fmt), render.PSCP_CAPTION
+        for i, table in enumerate(comparisons):
+            if not table.empty:
+                yield f"compare{i or ''}", render.compare_frame(table, fmt), render.COMPARE_CAPTION
+
+    md = {}
+    for name, frame, caption in frames("markdown"):
+        md[name] = render.markdown(frame) + "\n\n" + caption
+        (out / f"{name}.md").write_text(md[name] + "\n")
+    for name, frame, caption in frames("latex"):
+        (out / f"{name}.tex").write_text(render.latex(frame, caption, f"tab:{name}"))
+    cells.reset_index().to_csv(out / "cells.csv", index=False)
+    pscp.reset_index().to_csv(out / "pscp.csv", index=False)
+    for i, table in enumerate(comparisons):
+        table.to_csv(out / f"compare{i or ''}.csv", index=False)
+    tidy_runs(runs).to_csv(out / "runs.csv", index=False)
+    tidy_metrics(runs).to_csv(out / "metrics.csv", index=False)
     failures.to_csv(out / "failures.csv", index=False)
 
     images = []
@@ -65,36 +92,39 @@ def write_all(runs, out: Path, constants: PSCPConfig, with_plots: bool = True) -
             if p.suffix == ".png"
         ]
     counts = tables.status_counts(runs)
-    sections = [
-        ("Runs", "<p>" + ", ".join(f"{k}: {v}" for k, v in counts.items()) + "</p>"),
-        (
-            "Performance (mean over seeds, x100)",
-            render.performance_frame(perf, render.HTML).to_html(index=False, escape=False),
-        ),
-        ("Stability (std over seeds, x100)", render.stability_frame(std, n).to_html(index=False)),
-    ]
-    if not pscp.empty:
-        sections.append(("PSCP", render.pscp_frame(pscp, render.HTML).to_html(index=False, escape=False)))
+    sections = [("Runs", "<p>" + ", ".join(f"{k}: {v}" for k, v in counts.items()) + "</p>")]
+    for name, frame, caption in frames("html"):
+        sections.append((name, frame.to_html(index=False, escape=False) + f"<p>{caption}</p>"))
     if not failures.empty:
-        sections.append(("Runs that did not succeed", failures.to_html(index=False)))
+        sections.append(("Runs not scored", failures.to_html(index=False)))
     (out / "report.html").write_text(html_report("peftbench results", sections, images))
     return md
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    runs = load_runs(args.results)
+    try:
+        runs = load_runs(args.results, filters=args.filter, group_by=args.group_by)
+    except ValueError as err:
+        raise SystemExit(str(err)) from None
     if runs.empty:
-        raise SystemExit(f"no result.json under {', '.join(map(str, args.results))}")
+        raise SystemExit(f"no result.json under {', '.join(map(str, args.results))} (after --filter)")
     constants = PSCPConfig(**{k: getattr(args, k) for k in PSCP_OPTIONS})
-    md = write_all(runs, args.out, constants, with_plots=not args.no_plots)
+    try:
+        md = write_all(runs, args.out, constants, with_plots=not args.no_plots, compare=args.compare)
+    except ValueError as err:  # --compare naming no variant
+        raise SystemExit(str(err)) from None
     counts = tables.status_counts(runs)
-    print("runs: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    dup = runs.attrs.get("duplicates", 0)
+    print(
+        "runs: "
+        + ", ".join(f"{k} {v}" for k, v in counts.items())
+        + (f" ({dup} duplicates counted once)" if dup else "")
+    )
     for name, text in md.items():
         print(f"\n## {name}\n\n{text}")
-    failures = tables.failures_table(runs)
-    for r in failures.itertuples():
-        print(f"{r.status}: {r.model} {r.method} {r.dataset} seed {r.seed}: {r.error} ({r.path})")
+    for r in tables.failures_table(runs).itertuples():
+        print(f"{r.status}: {r.model} {r.label} {r.dataset} seed {r.seed}: {r.error} ({r.path})")
     print(f"\nwrote tables, plots and report.html to {args.out}")
 
 

@@ -95,18 +95,22 @@ def _read_records(roots: Iterable[str | Path]) -> pd.DataFrame:
 
 
 def tidy_metrics(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per (run, metric): run_key, model, method, dataset, seed, metric, value."""
-    rows = [
-        {
-            "run_key": r.run_key,
-            "model": r.model,
-            "method": r.method,
-            "dataset": r.dataset,
-            "seed": r.seed,
-            "metric": name,
-            "value": value,
-        }
-        for r in runs.itertuples()
-        for name, value in (r.metrics or {}).items()
-    ]
-    return pd.DataFrame(rows, columns=["run_key", "model", "method", "dataset", "seed", "metric", "value"])
+    """One row per (run, metric, convention): ``peftbench`` for ``metrics``, ``paper`` for
+    ``metrics_paper`` (the paper's scoring script, when the record has it)."""
+    cols = ["run_key", "model", "method", "label", "variant", "dataset", "seed", "status"]
+    rows = []
+    for r in runs.to_dict("records"):
+        for convention, field in (("peftbench", "metrics"), ("paper", "metrics_paper")):
+            for name, value in (r.get(field) or {}).items():
+                rows.append(
+                    {**{c: r.get(c) for c in cols}, "convention": convention, "metric": name, "value": value}
+                )
+    return pd.DataFrame(rows, columns=[*cols, "convention", "metric", "value"])
+
+
+TIDY_RUN_COLUMNS = [*RUN_COLUMNS[:3], "label", "variant", *RUN_COLUMNS[3:], "invalid_rate", "cap", "path"]
+
+
+def tidy_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per run, scalar columns only (``runs.csv``); every status kept."""
+    return runs[[c for c in TIDY_RUN_COLUMNS if c in runs.columns]]

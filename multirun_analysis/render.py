@@ -1,15 +1,58 @@
-"""Render the tables: Markdown (best **bold**, second <u>underlined</u>), LaTeX (pandas Styler, booktabs
-rules, \\textbf / \\underline) and CSV (raw numbers)."""
+"""Render the tables: Markdown (best **bold**, second <u>underlined</u>), HTML, LaTeX (booktabs,
+\\textbf / \\underline, every text escaped) and tidy CSV.
+
+A performance cell reads ``81.2 ±8.8 [75.0, 87.5]† n=2×8 cap inv 12.5% +1 failed``: mean ± std over
+seeds, the 95% CI († where it also resamples test examples), seeds × test examples (``cap`` when
+``dataset.max_eval_samples`` cut the test split), the mean invalid-answer rate when any, and the runs of
+the cell that count in no mean (failed, diverged, NaN headline).
+"""
 
 from __future__ import annotations
 
+import html
 import math
+import re
 
 import pandas as pd
 
-from multirun_analysis.tables import ranks
+from multirun_analysis.stats import LEVEL
 
 DASH = "–"
+MARKDOWN = ("**{}**", "<u>{}</u>")
+HTML = ("<b>{}</b>", "<u>{}</u>")
+LATEX = ("\\textbf{{{}}}", "\\underline{{{}}}")
+
+_LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "<": r"\textless{}",
+    ">": r"\textgreater{}",
+    "±": r"$\pm$",
+    "×": r"$\times$",
+    "†": r"$^\dagger$",
+    "–": r"--",
+    "−": r"$-$",
+}
+
+
+def latex_escape(text) -> str:
+    return re.sub("|".join(map(re.escape, _LATEX_SPECIAL)), lambda m: _LATEX_SPECIAL[m.group()], str(text))
+
+
+def _plain(text) -> str:
+    return str(text)
+
+
+ESCAPE = {"markdown": _plain, "html": html.escape, "latex": latex_escape}
+MARKS = {"markdown": MARKDOWN, "html": HTML, "latex": LATEX}
 
 
 def human_count(value) -> str:
@@ -29,142 +72,174 @@ def _fmt(value, digits: int) -> str:
     return f"{float(value):.{digits}f}"
 
 
-def _flat_index(df: pd.DataFrame) -> pd.DataFrame:
-    out = df.copy()
-    out.columns = [c[1] if isinstance(c, tuple) else c for c in out.columns]
-    return out.reset_index()
+def _num(value) -> bool:
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
 
 
-MARKDOWN = ("**{}**", "<u>{}</u>")
-HTML = ("<b>{}</b>", "<u>{}</u>")
+def cell_text(c) -> str:
+    """One performance cell (a row of :func:`tables.cell_stats`), unformatted."""
+    parts = []
+    if c["n_seeds"]:
+        parts.append(_fmt(c["mean"], 1))
+        if _num(c["std"]):
+            parts.append(f"±{_fmt(c['std'], 1)}")
+        if _num(c["ci_low"]):
+            dagger = "†" if c["ci_kind"] == "seeds+examples" else ""
+            parts.append(f"[{_fmt(c['ci_low'], 1)}, {_fmt(c['ci_high'], 1)}]{dagger}")
+        n_test = int(c["n_test"]) if _num(c["n_test"]) else "?"
+        parts.append(f"n={int(c['n_seeds'])}×{n_test}")
+        if _num(c["cap"]) and _num(c["n_test"]) and int(c["n_test"]) >= int(c["cap"]):
+            parts.append("cap")
+        if _num(c["invalid_rate"]) and c["invalid_rate"] > 0:
+            parts.append(f"inv {c['invalid_rate']:.1f}%")
+    if c["not_scored"]:
+        parts.append(f"+{int(c['not_scored'])} {c['not_scored_status']}")
+    return " ".join(parts) if parts else DASH
 
 
-def performance_frame(table: pd.DataFrame, marks=MARKDOWN) -> pd.DataFrame:
-    """Strings for display: params humanised, scores with one decimal, best/second marked."""
-    cells = _flat_index(table.drop(columns=[("", "params")]))
-    out = pd.DataFrame({"model": cells["model"], "method": cells["method"]})
-    out["params"] = [human_count(v) for v in table[("", "params")]]
-    for col in table.columns:
-        if col == ("", "params"):
-            continue
-        best, second = ranks(table[col])
+def headline_names(runs: pd.DataFrame) -> dict[str, str]:
+    """Per dataset, its headline metric (every metric used, if runs disagree)."""
+    names = runs.dropna(subset=["headline_metric"]).groupby("dataset")["headline_metric"]
+    return {d: "/".join(sorted(set(m))) for d, m in names}
+
+
+def performance_frame(perf: pd.DataFrame, cells: pd.DataFrame, marks: dict, metrics: dict, fmt="markdown"):
+    """Display strings: one row per (model, variant), params, one column per dataset (with its metric)."""
+    esc, (bold, under) = ESCAPE[fmt], MARKS[fmt]
+    out = pd.DataFrame({"model": [esc(m) for m, _ in perf.index], "method": [esc(v) for _, v in perf.index]})
+    out["params"] = [human_count(v) for v in perf[("", "params")]]
+    for _group, dataset in perf.columns[1:]:
+        mark = marks.get(dataset)
         shown = []
-        for idx, value in table[col].items():
-            text = _fmt(value, 1)
-            if idx == best:
-                text = marks[0].format(text)
-            elif idx == second:
-                text = marks[1].format(text)
+        for model, label in perf.index:
+            key = (model, label, dataset)
+            text = esc(cell_text(cells.loc[key])) if key in cells.index else DASH
+            if mark is not None and (model, label) == mark.best and mark.significant:
+                text = bold.format(text)
+            elif mark is not None and (model, label) == mark.second:
+                text = under.format(text)
             shown.append(text)
-        out[col[1]] = shown
+        out[esc(f"{dataset} ({metrics.get(dataset, '?')})")] = shown
     return out
 
 
-def performance_markdown(table: pd.DataFrame) -> str:
-    return performance_frame(table).to_markdown(index=False, disable_numparse=True)
-
-
-def _styled_latex(table: pd.DataFrame, digits: int, mark_best: bool, caption: str) -> str:
-    body = table.copy()
-
-    def highlight(column: pd.Series) -> list[str]:
-        if not mark_best:
-            return [""] * len(column)
-        best, second = ranks(column)
-        return [
-            "textbf:--rwrap;" if idx == best else "underline:--rwrap;" if idx == second else ""
-            for idx in column.index
-        ]
-
-    styler = body.style.format(lambda v: _fmt(v, digits), na_rep=DASH)
-    numeric = [c for c in body.columns if c != ("", "params")]
-    styler = styler.apply(highlight, subset=numeric)
-    if ("", "params") in body.columns:
-        styler = styler.format(human_count, subset=[("", "params")])
-    return styler.to_latex(hrules=True, multicol_align="c", caption=caption, position_float="centering")
-
-
-def performance_latex(table: pd.DataFrame) -> str:
-    return _styled_latex(
-        table, 1, True, "Mean headline metric over seeds (x100). Best in bold, second underlined."
+def performance_caption(cells: pd.DataFrame, marks: dict) -> str:
+    tested = sum(1 for m in marks.values() if m.test is not None)
+    kinds = set(cells["ci_kind"]) if len(cells) else set()
+    ci = "95% CI by bootstrap over seeds" + (
+        "; † also over test examples within seeds (predictions.jsonl)" if "seeds+examples" in kinds else ""
+    )
+    return (
+        f"Headline metric x100: mean ±std over seeds [{ci}] n=seeds×test examples (cap: the test split "
+        f"was capped), inv: invalid-answer rate, +k: runs not scored. Bold: best, and better than the "
+        f"runner-up in a paired permutation test at {LEVEL} after Holm over {tested} dataset(s); "
+        "underlined: second; ties marked neither."
     )
 
 
-def stability_frame(std: pd.DataFrame, n: pd.DataFrame) -> pd.DataFrame:
-    out = _flat_index(std)[["model", "method"]]
+def markdown(frame: pd.DataFrame) -> str:
+    return frame.to_markdown(index=False, disable_numparse=True)
+
+
+def latex(frame: pd.DataFrame, caption: str, label: str = "") -> str:
+    """A booktabs table of already escaped cells and headers (one header row)."""
+    cols = "ll" + "r" * (len(frame.columns) - 2)
+    lines = ["\\begin{table}", "\\centering", f"\\caption{{{latex_escape(caption)}}}"]
+    if label:
+        lines.append(f"\\label{{{label}}}")
+    lines += [f"\\begin{{tabular}}{{{cols}}}", "\\toprule", " & ".join(map(str, frame.columns)) + " \\\\"]
+    lines.append("\\midrule")
+    lines += [" & ".join(map(str, row)) + " \\\\" for row in frame.itertuples(index=False)]
+    lines += ["\\bottomrule", "\\end{tabular}", "\\end{table}", ""]
+    return "\n".join(lines)
+
+
+def stability_frame(std: pd.DataFrame, n: pd.DataFrame, cells: pd.DataFrame, fmt="markdown") -> pd.DataFrame:
+    esc = ESCAPE[fmt]
+    out = pd.DataFrame({"model": [esc(m) for m, _ in std.index], "method": [esc(v) for _, v in std.index]})
     for col in std.columns:
-        out[col[1]] = [
-            "" if pd.isna(count) else f"{_fmt(s, 1)} (n={int(count)})"
-            for s, count in zip(std[col], n[col], strict=True)
-        ]
+        shown = []
+        for (model, label), s, count in zip(std.index, std[col], n[col], strict=True):
+            key = (model, label, col[1])
+            if pd.isna(count) or key not in cells.index:
+                shown.append("")
+                continue
+            c = cells.loc[key]
+            n_test = int(c["n_test"]) if _num(c["n_test"]) else "?"
+            extra = " cap" if _num(c["cap"]) and n_test != "?" and n_test >= int(c["cap"]) else ""
+            extra += (
+                f" inv {c['invalid_rate']:.1f}%" if _num(c["invalid_rate"]) and c["invalid_rate"] > 0 else ""
+            )
+            extra += f" +{int(c['not_scored'])} {c['not_scored_status']}" if c["not_scored"] else ""
+            shown.append(esc(f"{_fmt(s, 1)} (n={int(count)}×{n_test}{extra})"))
+        out[esc(col[1])] = shown
     return out
 
 
-def stability_markdown(std: pd.DataFrame, n: pd.DataFrame) -> str:
-    return stability_frame(std, n).to_markdown(index=False, disable_numparse=True)
+STABILITY_CAPTION = (
+    "Standard deviation over seeds (x100, ddof=1); n=seeds×test examples, cap: test split capped, "
+    "inv: invalid-answer rate, +k: runs not scored."
+)
 
 
-def stability_latex(std: pd.DataFrame, n: pd.DataFrame) -> str:
-    shown = std.copy().astype(object)
-    for col in std.columns:
-        shown[col] = [
-            "" if pd.isna(c) else f"{_fmt(s, 1)} (n={int(c)})" for s, c in zip(std[col], n[col], strict=True)
-        ]
-    return shown.style.to_latex(
-        hrules=True,
-        multicol_align="c",
-        caption="Standard deviation over seeds (x100), with seeds present.",
-        position_float="centering",
-    )
+def pscp_frame(table: pd.DataFrame, fmt="markdown") -> pd.DataFrame:
+    from multirun_analysis.tables import ranks
 
-
-PSCP_DIGITS = {"performance": 1, "f_params": 3, "f_flops": 3, "f_memory": 3, "pscp": 1}
-
-
-def pscp_frame(table: pd.DataFrame, marks=MARKDOWN) -> pd.DataFrame:
+    esc, (bold, under) = ESCAPE[fmt], MARKS[fmt]
     out = table.reset_index()
     best, second = ranks(table["pscp"])
-    shown = pd.DataFrame({"model": out["model"], "method": out["method"]})
+    shown = pd.DataFrame({"model": [esc(m) for m in out["model"]], "method": [esc(m) for m in out["method"]]})
     shown["performance"] = [_fmt(v, 1) for v in out["performance"]]
     shown["params"] = [human_count(v) for v in out["trainable_params"]]
     for col in ("f_params", "f_flops", "f_memory"):
-        shown[col] = [_fmt(v, 3) for v in out[col]]
+        shown[esc(col)] = [_fmt(v, 3) for v in out[col]]
+    for col in ("n_test", "invalid_rate", "not_scored"):
+        if col in out:
+            shown[esc(col)] = [_fmt(v, 0 if col != "invalid_rate" else 1) for v in out[col]]
     shown_marks = []
     for idx, value in table["pscp"].items():
         text = _fmt(value, 1)
         shown_marks.append(
-            marks[0].format(text) if idx == best else marks[1].format(text) if idx == second else text
+            bold.format(text) if idx == best else under.format(text) if idx == second else text
         )
     shown["PSCP"] = shown_marks
     return shown
 
 
-def pscp_markdown(table: pd.DataFrame) -> str:
-    return pscp_frame(table).to_markdown(index=False, disable_numparse=True)
+PSCP_CAPTION = (
+    "PSCP: performance (x100, mean over datasets of the mean over seeds) penalised by cost; memory is the "
+    "mean over runs. n_test: fewest test examples of any dataset, invalid_rate: mean invalid-answer rate "
+    "(%), not_scored: runs that count in no mean. Best in bold, second underlined (no test: PSCP is not "
+    "per example); ties marked neither."
+)
 
 
-def pscp_latex(table: pd.DataFrame) -> str:
-    body = table.rename(columns={"trainable_params": "params", "pscp": "PSCP"})
+def compare_frame(table: pd.DataFrame, fmt="markdown") -> pd.DataFrame:
+    esc = ESCAPE[fmt]
+    if table.empty:
+        return pd.DataFrame()
+    rows = []
+    for r in table.itertuples():
+        rows.append(
+            {
+                "model": esc(r.model),
+                "dataset": esc(r.dataset),
+                "A": esc(r.a),
+                "B": esc(r.b),
+                "mean A": _fmt(r.mean_a, 1),
+                "mean B": _fmt(r.mean_b, 1),
+                esc("A − B (paired)"): esc(f"{_fmt(r.diff, 1)} [{_fmt(r.ci_low, 1)}, {_fmt(r.ci_high, 1)}]"),
+                "unit": esc(f"{r.unit} ({r.n_seeds} seeds, {r.n_pairs} pairs)"),
+                "p": f"{r.p:.3g}",
+                "p (Holm)": f"{r.p_holm:.3g}" + ("*" if r.significant else ""),
+            }
+        )
+    return pd.DataFrame(rows)
 
-    def highlight(column: pd.Series) -> list[str]:
-        best, second = ranks(column)
-        return [
-            "textbf:--rwrap;" if i == best else "underline:--rwrap;" if i == second else ""
-            for i in column.index
-        ]
 
-    styler = body.style.format(
-        {
-            "performance": "{:.1f}",
-            "params": human_count,
-            "f_params": "{:.3f}",
-            "f_flops": "{:.3f}",
-            "f_memory": "{:.3f}",
-            "PSCP": "{:.1f}",
-        },
-        na_rep=DASH,
-    )
-    styler = styler.apply(highlight, subset=["PSCP"])
-    return styler.to_latex(
-        hrules=True, caption="PSCP: performance (x100) penalised by cost.", position_float="centering"
-    )
+COMPARE_CAPTION = (
+    f"A vs B on the seeds (and test examples, matched by id) both have: the paired difference x100 "
+    f"(examples: per-example correctness, an invalid answer wrong; seeds: the headline per seed) with its "
+    f"95% paired bootstrap CI, the two-sided paired permutation p, and Holm over the datasets "
+    f"(* = significant at {LEVEL})."
+)

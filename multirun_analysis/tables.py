@@ -97,10 +97,12 @@ def pscp_table(runs: pd.DataFrame, constants: PSCPConfig | None = None) -> pd.Da
     performance = per_dataset.groupby(ROWS).mean()
     costs = ok.groupby(ROWS)[["trainable_params", "flops_delta"]].median()
     costs["peak_memory_bytes"] = ok.groupby(ROWS)["peak_memory_bytes"].mean()
+    bad = not_scored(runs)
     opts = pscp_options(constants or PSCPConfig())  # the runner's defaults unless told otherwise
     rows = []
     for key, perf in performance.items():
         c = costs.loc[key]
+        mine = ok[(ok["model"] == key[0]) & (ok["label"] == key[1])]
         factors = pscp_factors(c["trainable_params"], c["flops_delta"], c["peak_memory_bytes"], **opts)
         rows.append(
             {
@@ -113,6 +115,9 @@ def pscp_table(runs: pd.DataFrame, constants: PSCPConfig | None = None) -> pd.Da
                 "f_memory": factors.memory,
                 "pscp": pscp(perf, c["trainable_params"], c["flops_delta"], c["peak_memory_bytes"], **opts)
                 * 100,
+                "n_test": pd.to_numeric(mine["n_test"], errors="coerce").min(),
+                "invalid_rate": pd.to_numeric(mine["invalid_rate"], errors="coerce").mean() * 100,
+                "not_scored": int(((bad["model"] == key[0]) & (bad["label"] == key[1])).sum()),
             }
         )
     table = pd.DataFrame(rows)
@@ -122,8 +127,9 @@ def pscp_table(runs: pd.DataFrame, constants: PSCPConfig | None = None) -> pd.Da
 
 
 def failures_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """Runs that did not succeed (failed, diverged, still running), with their error and folder."""
-    bad = runs[runs["status"] != "success"]
+    """Runs that count in no mean (failed, diverged, still running, NaN headline: status ``not scored``),
+    with their error and folder."""
+    bad = not_scored(runs)
     cols = ["status", "model", "method", "label", "dataset", "seed", "error", "path"]
     return bad[cols].sort_values(["status", "model", "method", "dataset", "seed"]).reset_index(drop=True)
 
@@ -133,11 +139,15 @@ def status_counts(runs: pd.DataFrame) -> dict[str, int]:
 
 
 def ranks(column: pd.Series) -> tuple[object, object]:
-    """Index labels of the best and second-best finite values (higher is better)."""
-    values = column.dropna().astype(float)
-    values = values[np.isfinite(values)].sort_values(ascending=False, kind="stable")
-    best = values.index[0] if len(values) > 0 else None
-    second = values.index[1] if len(values) > 1 else None
+    """Index labels of the best and second-best finite values (higher is better).
+
+    Tied values mark neither: equal best values give no best (and no second); equal second values no
+    second."""
+    v = column.dropna().astype(float)
+    v = v[np.isfinite(v)].sort_values(ascending=False, kind="stable")
+    x = v.to_numpy()
+    best = v.index[0] if len(x) == 1 or (len(x) > 1 and x[0] > x[1]) else None
+    second = v.index[1] if best is not None and len(x) > 1 and (len(x) == 2 or x[1] > x[2]) else None
     return best, second
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from bench.config.schema import PSCPConfig
-from multirun_analysis import render, tables
+from multirun_analysis import tables
 from multirun_analysis.__main__ import main
 from multirun_analysis.records import load_runs, tidy_metrics
 from multirun_analysis.summary import summary_table
@@ -62,6 +63,7 @@ def results(tmp_path) -> Path:
                 "peak_memory_bytes": mem,
                 "headline_metric": "f1_macro",
                 "headline_value": value,
+                "n_test": 872 if dataset == "glue/sst2" else 56,
                 "metrics": {"f1_macro": value, "accuracy": value},
                 "train_runtime_s": 1.0,
                 "eval_runtime_s": 1.0,
@@ -135,38 +137,41 @@ def test_failures_listed_not_dropped(results):
 def test_tidy_metrics_one_row_per_run_and_metric(results):
     tidy = tidy_metrics(load_runs([results]))
     assert len(tidy) == 13 * 2 and set(tidy["metric"]) == {"f1_macro", "accuracy"}
+    assert set(tidy["convention"]) == {"peftbench"}  # no metrics_paper in these records
 
 
-def test_markdown_and_latex_match_golden(results):
-    runs = load_runs([results])
-    perf = tables.performance_table(runs)
-    std, n = tables.stability_table(runs)
-    pscp = tables.pscp_table(runs)
-    produced = {
-        "performance.md": render.performance_markdown(perf) + "\n",
-        "performance.tex": render.performance_latex(perf),
-        "stability.md": render.stability_markdown(std, n) + "\n",
-        "pscp.md": render.pscp_markdown(pscp) + "\n",
-        "pscp.tex": render.pscp_latex(pscp),
-    }
-    for name, text in produced.items():
-        assert text == (GOLDEN / name).read_text(), name
+GOLDEN_FILES = ("performance.md", "performance.tex", "stability.md", "stability.tex", "pscp.md", "pscp.tex")
+
+
+def test_markdown_and_latex_match_golden(results, tmp_path, capsys):
+    """The golden files are the spec of the table format (regenerate with UPDATE_GOLDEN=1, read the diff)."""
+    out = tmp_path / "tables"
+    main([str(results), "--out", str(out), "--no-plots"])
+    for name in GOLDEN_FILES:
+        if os.environ.get("UPDATE_GOLDEN"):
+            (GOLDEN / name).write_text((out / name).read_text())
+        assert (out / name).read_text() == (GOLDEN / name).read_text(), name
 
 
 def test_cli_writes_everything(results, tmp_path, capsys):
     out = tmp_path / "tables"
     main([str(results), "--out", str(out)])
     printed = capsys.readouterr().out
-    assert "**92.0**" in printed and "failed: m ia3 superglue/cb seed 4: RuntimeError: boom" in printed
+    # 3 seeds: the smallest exact paired p is 2/8, so no best is bold; second underlined
+    assert "<u>90.0 ±2.0 [88.0, 92.0] n=3×872</u>" in printed
+    assert "failed: m ia3 superglue/cb seed 4: RuntimeError: boom" in printed
+    assert "70.0 ±10.0 [60.0, 80.0] n=3×56 +1 failed" in printed  # the failed seed shown in its cell
     for name in (
         "performance.md",
         "performance.tex",
-        "performance.csv",
         "stability.md",
         "stability.tex",
         "pscp.md",
         "pscp.tex",
         "pscp.csv",
+        "cells.csv",
+        "runs.csv",
+        "metrics.csv",
         "failures.csv",
         "performance_vs_params.png",
         "performance_vs_params.pdf",
@@ -176,10 +181,9 @@ def test_cli_writes_everything(results, tmp_path, capsys):
     ):
         assert (out / name).stat().st_size > 100, name
     html = (out / "report.html").read_text()
-    assert (
-        html.count("data:image/png;base64,") == 2 and "<b>92.0</b>" in html and "RuntimeError: boom" in html
-    )
+    assert html.count("data:image/png;base64,") == 2 and "<u>90.0" in html and "RuntimeError: boom" in html
     assert pd.read_csv(out / "pscp.csv")["pscp"].round(2).tolist() == [76.18, 68.87]
+    assert len(pd.read_csv(out / "runs.csv")) == 14  # every run, the failed one too
 
 
 def test_pareto_front():

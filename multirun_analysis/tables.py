@@ -54,19 +54,31 @@ def _rows(frame):
     return frame
 
 
+def _grid(runs: pd.DataFrame, per_cell: pd.Series) -> pd.DataFrame:
+    """``per_cell`` (indexed by model, label, dataset) as a table over every (model, variant) row and
+    dataset column of ``runs``, the successful or not: a variant whose runs all failed keeps its row."""
+    rows = pd.MultiIndex.from_tuples(_method_order(set(zip(runs["model"], runs["label"], strict=True))))
+    cols = _ordered_columns(runs["dataset"])
+    table = per_cell.unstack("dataset") if len(per_cell) else pd.DataFrame(index=rows)
+    table = table.reindex(index=rows, columns=[d for _, d in cols])
+    table.columns = cols
+    return table
+
+
 def performance_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Mean over seeds of the headline metric, x100; rows (model, method), columns (group, dataset).
 
     Also a ``params`` column: the method's trainable parameters (the median over its runs).
     """
     ok = successful(runs)
-    means = ok.pivot_table(index=ROWS, columns="dataset", values="headline_value", aggfunc="mean")
-    means = means * 100
-    means.columns = pd.MultiIndex.from_tuples([(dataset_group(d), d) for d in means.columns])
-    means = means.reindex(columns=_ordered_columns(ok["dataset"]))
-    params = ok.groupby(ROWS)["trainable_params"].median()
-    means.insert(0, ("", "params"), params)
-    return _rows(means.loc[_method_order(means.index)])
+    means = _grid(runs, ok.groupby([*ROWS, "dataset"])["headline_value"].mean() * 100)
+    params = (
+        pd.to_numeric(runs["trainable_params"], errors="coerce")
+        .groupby([runs["model"], runs["label"]])
+        .median()
+    )
+    means.insert(0, ("", "params"), params.reindex(means.index))
+    return _rows(means)
 
 
 def stability_table(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -77,13 +89,7 @@ def stability_table(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """
     ok = successful(runs)
     grouped = ok.groupby([*ROWS, "dataset"])["headline_value"]
-    std = (grouped.std(ddof=1) * 100).unstack("dataset")
-    n = grouped.count().unstack("dataset")
-    cols = _ordered_columns(ok["dataset"])
-    std.columns = pd.MultiIndex.from_tuples([(dataset_group(d), d) for d in std.columns])
-    n.columns = pd.MultiIndex.from_tuples([(dataset_group(d), d) for d in n.columns])
-    order = _method_order(std.index)
-    return _rows(std.reindex(columns=cols).loc[order]), _rows(n.reindex(columns=cols).loc[order])
+    return _rows(_grid(runs, grouped.std(ddof=1) * 100)), _rows(_grid(runs, grouped.count()))
 
 
 def pscp_table(runs: pd.DataFrame, constants: PSCPConfig | None = None) -> pd.DataFrame:

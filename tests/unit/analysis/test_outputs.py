@@ -89,3 +89,25 @@ def test_every_tex_compiles(out, tmp_path):
         )
         assert done.returncode == 0, f"{name}:\n{done.stdout[-2000:]}"
         assert (tmp_path / doc.with_suffix(".pdf").name).stat().st_size > 1000
+
+
+def test_nan_headline_and_diverged_runs_are_shown_not_dropped(tmp_path, capsys):
+    nan = mixed_tree.record(8, "generate", 1)
+    nan.update(headline_value=float("nan"), run_key="nan")
+    diverged = mixed_tree.record(8, "generate", 2, status="diverged")
+    diverged["error"] = "Diverged: loss is nan at step 3"
+    mixed_tree.write_run(tmp_path / "a", nan, None)
+    mixed_tree.write_run(tmp_path / "b", diverged, None)
+    main([str(tmp_path), "--out", str(tmp_path / "t"), "--no-plots"])
+    printed = capsys.readouterr().out
+    assert "| tiny-random | lora     | 8K       | +2 diverged, not scored |" in printed
+    assert "not scored: tiny-random lora glue/sst2 seed 1" in printed
+    assert "diverged: tiny-random lora glue/sst2 seed 2: Diverged: loss is nan at step 3" in printed
+
+
+def test_cli_bad_filter_is_one_clear_line(tmp_path):
+    mixed_tree.build(tmp_path)
+    with pytest.raises(SystemExit, match="no run has the key 'method.options.rank'; did you mean"):
+        main([str(tmp_path), "--out", str(tmp_path / "t"), "--filter", "method.options.rank=8"])
+    with pytest.raises(SystemExit, match="'lora' has 3 variants"):
+        main([str(tmp_path), "--out", str(tmp_path / "t"), "--no-plots", "--compare", "lora", R8])

@@ -132,3 +132,10 @@ def test_best_is_bold_only_when_significant_and_ties_mark_nothing():
         tie, tables.cell_stats(tie.assign(n_test=1, cap=1, invalid_rate=0), answers={}), {}
     )
     assert marks["d"].best is None and marks["d"].second is None
+
+
+def test_ranks_ties_mark_neither():
+    assert tables.ranks(pd.Series([3.0, 2.0, 1.0], index=list("abc"))) == ("a", "b")
+    assert tables.ranks(pd.Series([3.0, 3.0, 1.0], index=list("abc"))) == (None, None)  # tie for best
+    assert tables.ranks(pd.Series([3.0, 2.0, 2.0], index=list("abc"))) == ("a", None)  # tie for second
+    assert tables.ranks(pd.Series([np.nan, 2.0], index=list("ab"))) == ("b", None)

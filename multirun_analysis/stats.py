@@ -34,6 +34,7 @@ N_PERMUTATIONS = 10_000
 EXACT_UP_TO = 16  # pairs that differ; 2**16 sign patterns enumerated
 RNG_SEED = 0
 PREDICTIONS_FILE = "predictions.jsonl"
+_CELLS_PER_CHUNK = 2_000_000  # resampling matrices stay near 16 MB
 
 
 def is_correct(row: dict) -> bool:
@@ -97,8 +98,9 @@ def paired_permutation_p(diffs, n_permutations: int = N_PERMUTATIONS, seed: int 
         return float(np.mean(np.abs(signs @ d) >= observed - tol))
     rng = np.random.default_rng(seed)
     hits = 0
-    for start in range(0, n_permutations, 1000):
-        size = min(1000, n_permutations - start)
+    chunk = max(1, _CELLS_PER_CHUNK // len(d))  # bounded memory: 10,000 x 50,000 pairs would be 4 GB
+    for start in range(0, n_permutations, chunk):
+        size = min(chunk, n_permutations - start)
         signs = rng.choice((1.0, -1.0), size=(size, len(d)))
         hits += int(np.sum(np.abs(signs @ d) >= observed - tol))
     return (hits + 1) / (n_permutations + 1)
@@ -123,6 +125,16 @@ def _percentiles(samples: np.ndarray) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
+def _resampled_means(values: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Means of ``n`` resamples (with replacement) of ``values``, in chunks of bounded memory."""
+    chunk = max(1, _CELLS_PER_CHUNK // max(1, len(values)))
+    parts = []
+    for start in range(0, n, chunk):
+        size = min(chunk, n - start)
+        parts.append(values[rng.integers(0, len(values), size=(size, len(values)))].mean(axis=1))
+    return np.concatenate(parts)
+
+
 def bootstrap_ci(
     seed_values, seed_examples: list[np.ndarray] | None = None, n: int = N_BOOTSTRAP, seed: int = RNG_SEED
 ) -> tuple[float, float]:
@@ -138,9 +150,7 @@ def bootstrap_ci(
     if seed_examples is None:
         return _percentiles(values[draws].mean(axis=1))
     # per seed, n resampled example means; replicate b uses the b-th resample of each drawn seed
-    resampled = np.stack(
-        [ex[rng.integers(0, len(ex), size=(n, len(ex)))].mean(axis=1) for ex in seed_examples]
-    )
+    resampled = np.stack([_resampled_means(ex, n, rng) for ex in seed_examples])
     return _percentiles(resampled[draws, np.arange(n)[:, None]].mean(axis=1))
 
 

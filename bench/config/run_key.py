@@ -27,6 +27,8 @@ def config_hash(cfg: DictConfig | dict[str, Any], length: int = 8) -> str:
         value = cfg[key]
         if OmegaConf.is_config(value):
             value = OmegaConf.to_container(value, resolve=True)
+        if key == "model" and isinstance(value, dict):
+            value.pop("architecture", None)  # descriptive shapes for bench.plan; the weights decide them
         data[key] = value
     blob = json.dumps(data, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:length]

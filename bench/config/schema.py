@@ -35,6 +35,29 @@ class TinyModelConfig:
 
 
 @dataclass
+class ArchitectureConfig:
+    """A model's shapes, as its Hugging Face ``config.json`` names them: enough for ``bench.meta_model`` to
+    build it on the meta device (no weights) so the planner can count parameters and FLOPs offline.
+
+    ``model_type`` None means the YAML gives no architecture (the planner then cannot count the model).
+    Descriptive only: a run loads the real config with the weights, and run keys leave this block out.
+    """
+
+    model_type: str | None = None  # transformers' model type: llama, qwen2, ...
+    hidden_size: int | None = None
+    num_hidden_layers: int | None = None
+    num_attention_heads: int | None = None
+    num_key_value_heads: int | None = None
+    intermediate_size: int | None = None
+    vocab_size: int | None = None
+    tie_word_embeddings: bool = False
+    head_dim: int | None = None  # None: hidden_size / num_attention_heads
+    max_position_embeddings: int | None = None
+    rope_theta: float | None = None
+    rms_norm_eps: float | None = None
+
+
+@dataclass
 class ModelConfig:
     name: str = MISSING
     loader: str = "hub"  # registry key in bench.models: hub | gguf_package | tiny_random
@@ -51,6 +74,7 @@ class ModelConfig:
     # Role -> module name, so methods target "key/value/down" whatever the family calls them.
     modules: dict[str, str] = field(default_factory=dict)
     tiny: TinyModelConfig = field(default_factory=TinyModelConfig)
+    architecture: ArchitectureConfig = field(default_factory=ArchitectureConfig)  # shapes, for bench.plan
 
 
 @dataclass

@@ -1,0 +1,736 @@
+"""``python -m bench.plan <the overrides of a --multirun>``: what a grid will run and cost, before it runs.
+
+For every cell of the grid (Hydra's own sweep expansion: ``hydra.sweeper.params`` of the composed config,
+e.g. ``experiment=peft_bench``, plus comma lists on the command line) it prints the run key, the cell's
+status in the results folder, the resolved training settings, the trainable parameters and the extra
+inference FLOPs (the method applied by its provider to the model built on the meta device, see
+:mod:`bench.meta_model`; no weights, no GPU), and estimates of training tokens, peak training memory and
+GPU-hours on a named GPU. Every cell is validated and all errors are reported together (exit status 2).
+
+Estimates, stated so they can be checked (``ESTIMATES`` is printed with ``--explain``):
+  - tokens per row: mean of (characters of the row's fields + instruction) / 4 + 16 template tokens over
+    up to 2,000 rows of the train split when its data is reachable (``data.mirror`` or shipped files),
+    else Table 4's train rows times the typical length in ``TABLE4``; rows are cut at max_seq_length.
+  - training FLOPs: tokens x F x 2 (forward + backward through the frozen activations) + 2 x trainable
+    x tokens (the trainable weights' gradients); full fine-tuning tokens x F x 3; F = the forward FLOPs
+    per token of the tuned model (its 512-token probe / 512). Validation passes (every eval_every) and
+    one prefill of the test prompts are added; generated tokens are not.
+  - GPU-hours: FLOPs / (peak dense bf16 FLOP/s (tf32 for fp32 runs) x utilisation) / 3600.
+  - peak memory: frozen weights in model.dtype + 16 bytes per trainable parameter (fp32 weight, grad and
+    two AdamW moments; full fine-tuning: 4 copies in model.dtype) + activations batch x seq x layers x
+    (7 hidden + 2 kv + 4 intermediate) elements (2 bytes under bf16/fp16, 4 in fp32) + fp32 logits and
+    their gradient (soft prompts: every position; others: 8 answer positions) + 1 GiB (CUDA context,
+    allocator cache); seq = the longest row seen (capped at max_seq_length) + virtual tokens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import hashlib
+import json
+import math
+import re
+import sys
+import time
+import typing
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from bench import CONF_DIR
+
+CHARS_PER_TOKEN = 4.0  # English text with Llama-3's / Qwen's ~128k-150k BPE vocabularies
+TEMPLATE_TOKENS = 16  # chat-template headers and turn markers around a row
+SAMPLE_ROWS = 2000  # rows read to measure a dataset's lengths
+SPLICED_GROUPS = ("model", "method", "dataset", "metric", "logger")  # see Composer
+CUDA_OVERHEAD_BYTES = 2**30
+_PACKAGE = re.compile(r"^#\s*@package\s+(\S+)", re.MULTILINE)
+
+# PEFT-Bench Table 4: train rows, test rows, and our typical tokens per row (instruction, input, answer
+# and template; a guess, used only when the data is not reachable).
+TABLE4: dict[str, tuple[int, int, int]] = {
+    "glue/mnli": (392_702, 9_815, 90),
+    "glue/qqp": (363_846, 40_430, 80),
+    "glue/qnli": (104_743, 5_463, 100),
+    "glue/sst2": (67_349, 872, 60),
+    "glue/stsb": (5_749, 1_500, 80),
+    "glue/mrpc": (3_668, 408, 100),
+    "glue/rte": (2_490, 277, 120),
+    "glue/cola": (8_551, 1_043, 50),
+    "superglue/multirc": (27_243, 4_848, 400),
+    "superglue/record": (100_730, 10_000, 330),
+    "superglue/boolq": (9_427, 3_270, 180),
+    "superglue/wic": (5_428, 638, 80),
+    "superglue/wsc": (554, 104, 80),
+    "superglue/cb": (250, 56, 120),
+    "superglue/copa": (400, 100, 60),
+    "others/mmlu": (99_842, 1_531, 200),
+    "others/piqa": (16_113, 1_838, 100),
+    "others/siqa": (33_410, 1_954, 90),
+    "others/hellaswag": (39_905, 10_042, 160),
+    "others/winogrande": (40_398, 1_267, 70),
+    "others/obqa": (4_957, 500, 80),
+    "math/mathqa": (29_837, 4_475, 140),
+    "math/gsm8k": (7_473, 1_319, 240),
+    "math/svamp": (700, 300, 90),
+    "code/conala": (2_379, 500, 70),
+    "code/codealpaca_py": (8_477, 942, 160),
+    "code/apps": (5_000, 5_000, 700),
+}
+
+# PEFT-Bench Table 3: extra inference TFLOPs on Llama-3-8B-Instruct (DeepSpeed's profiler, 512 tokens),
+# and that profiler's count of the base model.
+TABLE3_TFLOPS = {
+    "ia3": 0.31,
+    "prompt_tuning": 1.67,
+    "prefix_tuning": 0.01,
+    "p_tuning": 1.68,
+    "lora": 0.00,
+    "ln_tuning": 0.00,
+}
+TABLE3_BASE_TFLOPS = 8.38
+TABLE3_MODEL = "llama-3-8b-instruct"
+# Why our counts differ from Table 3 (printed beside the comparison; README "Planning a grid").
+FLOPS_NOTES = {
+    "base": (
+        "torch's counter gives 7.82 TFLOPs for the base (matmuls 2mnk, attention over all 512x512 "
+        "positions, LM head included); DeepSpeed's profiler gave 8.38, 7.1% more per token. Element-wise "
+        "ops (norms, rotary, SiLU, softmax) add ~0.01 TFLOPs, so they are not that gap."
+    ),
+    "ia3": (
+        "IA3's scales are element-wise: 6,144 multiplications per token and layer, 1e-4 TFLOPs, which "
+        "torch's counter leaves out. 0.31 is not explained by element-wise ops; it is close to the key "
+        "and value projections counted a second time (0.27 TFLOPs, 0.29 in the paper's units): we do "
+        "not reproduce it."
+    ),
+    "soft": (
+        "the extra virtual tokens cost the same share of the base in both counters: ours x 8.38 / ours "
+        "base reproduces Table 3 (the 'scaled' column)."
+    ),
+}
+
+
+@dataclass(frozen=True)
+class GPU:
+    label: str
+    bf16_flops: float  # peak dense FLOP/s with bf16/fp16 tensor cores
+    tf32_flops: float  # peak dense FLOP/s for fp32 runs (TF32 tensor cores)
+    memory_bytes: int
+
+
+GPUS = {
+    "a100-40gb": GPU("NVIDIA A100 PCIe 40GB", 312e12, 156e12, 40 * 2**30),
+    "h100": GPU("NVIDIA H100 SXM 80GB", 989e12, 495e12, 80 * 2**30),
+}
+DEFAULT_UTILISATION = 0.3  # model FLOPs utilisation of HF Trainer PEFT runs at batch 4 (an assumption)
+
+ESTIMATES = __doc__.split("Estimates, stated so they can be checked")[1].split('"""')[0]
+
+JSON_KEYS = (
+    "model",
+    "method",
+    "dataset",
+    "seed",
+    "run_key",
+    "status",
+    "learning_rate",
+    "num_train_epochs",
+    "batch_size",
+    "max_seq_length",
+    "trainable_params",
+    "extra_inference_flops",
+    "est_train_tokens",
+    "est_peak_memory_bytes",
+    "est_gpu_hours",
+)
+
+
+@dataclass
+class Counts:
+    """What the meta model says about one (model, method settings)."""
+
+    trainable_params: int
+    total_params: int
+    base_flops: int
+    tuned_flops: int
+
+    @property
+    def extra_flops(self) -> int:
+        return max(0, self.tuned_flops - self.base_flops)
+
+
+@dataclass
+class DataSize:
+    train_rows: int
+    test_rows: int
+    tokens_per_row: float
+    longest_row_tokens: int
+    source: str  # mirror | files | table4
+
+
+@dataclass
+class Plan:
+    cells: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    counts: dict[tuple[str, str], Counts] = field(default_factory=dict)  # (model, method name) -> counts
+    notes: list[str] = field(default_factory=list)
+
+
+# --- the grid -------------------------------------------------------------------------------------------
+
+
+def _cell_label(cfg: DictConfig) -> str:
+    return f"{cfg.model.name} / {cfg.method.name} / {cfg.dataset.name} / seed {cfg.seed}"
+
+
+class Composer:
+    """Each cell's job config exactly as Hydra composes it for a ``--multirun`` job, fast.
+
+    Hydra composes one config in ~0.45 s here (810 cells: 6 minutes), so the config groups a sweep
+    varies (model, method, dataset, metric, logger) are loaded once per option and spliced into one
+    composed base; the cell's value overrides are then applied by Hydra's own code. Two cells are composed
+    by Hydra as well and compared; if they differ (e.g. an experiment file that edits a swept group's
+    node), every cell is composed by Hydra.
+    """
+
+    def __init__(self, hydra, parser, base_overrides: list[str]) -> None:
+        self.hydra = hydra
+        self.parser = parser
+        self.parsed: dict[str, Any] = {}
+        self.nodes: dict[tuple[str, str], DictConfig | None] = {}
+        self.splice = True
+        self.working: DictConfig | None = None  # the config reused across cells (see compose)
+        self.working_choices: dict[str, str] = {}
+        self.composed: dict[tuple, DictConfig] = {}  # group options -> Hydra's config (see compose)
+        self.base_choices = self._choices(base_overrides)
+        self.base = self._hydra_compose([o for o in base_overrides if self._group(o) is not None])
+
+    def _override(self, text: str):
+        if text not in self.parsed:
+            self.parsed[text] = self.parser.parse_overrides([text])[0]
+        return self.parsed[text]
+
+    def _group(self, text: str) -> str | None:
+        o = self._override(text)
+        return o.key_or_group if o.key_or_group in _all_groups() and o.package is None else None
+
+    def _choices(self, cell: list[str]) -> dict[str, str]:
+        return {self._group(t): self._override(t).value() for t in cell if self._group(t) is not None}
+
+    def _hydra_compose(self, overrides: list[str]) -> DictConfig:
+        from hydra.types import RunMode
+
+        cfg = self.hydra.compose_config(
+            "config", overrides, run_mode=RunMode.RUN, with_log_configuration=False
+        )
+        with open_dict(cfg):
+            del cfg["hydra"]  # a job's config, as the task function receives it
+        return cfg
+
+    def _node(self, group: str, option: str) -> DictConfig | None:
+        """The group's schema merged with its YAML (what Hydra builds), or None when the YAML has its own
+        defaults list or package header (or is not a file, e.g. a plugin folder): Hydra composes those."""
+        key = (group, option)
+        if key not in self.nodes:
+            from bench.config.schema import Config
+
+            path = CONF_DIR / group / f"{option}.yaml"
+            node = None
+            header = _PACKAGE.search(path.read_text()) if path.exists() else None
+            if path.exists() and (header is None or header.group(1) == group):
+                raw = OmegaConf.load(path)
+                if "defaults" not in raw:
+                    schema = typing.get_type_hints(Config)[group]
+                    node = OmegaConf.merge(OmegaConf.structured(schema), raw)
+            self.nodes[key] = node
+        return self.nodes[key]
+
+    def compose(self, cell: list[str]) -> DictConfig:
+        from hydra._internal.config_loader_impl import ConfigLoaderImpl
+
+        choices = self._choices(cell)
+        values = [self._override(t) for t in cell if self._group(t) is None]
+        # plain assignments are idempotent (adding or deleting a key twice fails), so a config can be reused
+        plain = not any(v.is_add() or v.is_force_add() or v.is_delete() for v in values)
+        changed = {g: o for g, o in choices.items() if self.base_choices.get(g) != o}
+        nodes = {g: self._node(g, o) for g, o in changed.items()} if self.splice else {}
+        if self.splice and plain and all(g in SPLICED_GROUPS and n is not None for g, n in nodes.items()):
+            # One config reused across cells (a deep copy per cell costs ~60 ms); only the nodes whose
+            # option changed are swapped in, then the cell's value overrides are applied.
+            if self.working is None:
+                self.working, self.working_choices = copy.deepcopy(self.base), dict(self.base_choices)
+            cfg = self.working
+            for group in SPLICED_GROUPS:
+                want = choices.get(group, self.base_choices.get(group))
+                if want != self.working_choices.get(group):
+                    cfg[group] = nodes[group] if group in nodes else self.base[group]  # assignment copies
+                    self.working_choices[group] = want
+            ConfigLoaderImpl._apply_overrides_to_config(values, cfg)  # Hydra's own step after composing
+            return cfg
+        # Hydra composes each combination of group options once; cells that differ only in values
+        # (e.g. the seed) reuse it with their own value overrides applied.
+        key = tuple(sorted(choices.items()))
+        if plain and key in self.composed:
+            cfg = self.composed[key]
+            ConfigLoaderImpl._apply_overrides_to_config(values, cfg)
+            return cfg
+        cfg = self._hydra_compose(cell)
+        if plain:
+            self.composed[key] = cfg
+        return cfg
+
+    def order(self, cells: list[list[str]]) -> list[int]:
+        """Cell indices ordered so the group with the most options changes least often (fewer swaps)."""
+        choices = [self._choices(c) for c in cells]
+        groups = sorted({g for c in choices for g in c}, key=lambda g: -len({c.get(g) for c in choices}))
+        return sorted(range(len(cells)), key=lambda i: [str(choices[i].get(g)) for g in groups])
+
+    def check(self, cells: list[list[str]]) -> None:
+        """Compose the last and a middle cell with Hydra too; on any difference stop splicing."""
+        for cell in {id(c): c for c in (cells[-1], cells[len(cells) // 2])}.values():
+            ours, hydras = self.compose(cell), self._hydra_compose(cell)
+            if OmegaConf.to_container(ours) != OmegaConf.to_container(hydras):
+                self.splice = False
+                self.working = None
+                return
+
+
+def _all_groups() -> set[str]:
+    from bench.config.choices import GROUPS
+
+    return set(GROUPS)
+
+
+def expand_grid(args: list[str]) -> tuple[Composer, list[list[str]]]:
+    """The grid's cells as Hydra's BasicSweeper lists them (each a list of ``key=value`` overrides)."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.types import RunMode
+
+    hydra = GlobalHydra.instance().hydra
+    master = hydra.compose_config("config", args, run_mode=RunMode.MULTIRUN, with_log_configuration=False)
+    params = master.hydra.sweeper.params or {}
+    parser = OverridesParser.create(config_loader=hydra.config_loader)
+    overrides = parser.parse_overrides([f"{k}={v}" for k, v in params.items()] + list(args))
+    cells = BasicSweeper.split_arguments(overrides, None)[0]
+    composer = Composer(hydra, parser, cells[0])
+    composer.check(cells)
+    return composer, cells
+
+
+# --- counts ---------------------------------------------------------------------------------------------
+
+
+def _digest(data: Any) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class Counter_:
+    """Trainable parameters and FLOPs per (architecture, method settings), in memory and on disk."""
+
+    def __init__(self, cache_dir: str | None) -> None:
+        from importlib import metadata
+
+        self.versions = [metadata.version(p) for p in ("torch", "transformers", "peft")]
+        self.memory: dict[str, Counts] = {}
+        self.base: dict[str, tuple[int, int]] = {}
+        self.folder = Path(cache_dir).expanduser() / "plan" if cache_dir else None
+
+    def counts(self, cfg: DictConfig, probe: int) -> Counts:
+        from bench.meta_model import architecture_of
+
+        arch = architecture_of(cfg.model)
+        method = OmegaConf.to_container(cfg.method, resolve=True)
+        key = _digest(
+            {"arch": arch, "dtype": cfg.model.dtype, "method": method, "probe": probe, "v": self.versions}
+        )
+        if key in self.memory:
+            return self.memory[key]
+        path = self.folder / f"{key}.json" if self.folder else None
+        if path is not None and path.exists():
+            counts = Counts(**json.loads(path.read_text()))
+        else:
+            counts = self._measure(cfg, arch, probe)
+            if path is not None:
+                from bench.results import write_json_atomic
+
+                write_json_atomic(path, counts.__dict__)
+        self.memory[key] = counts
+        return counts
+
+    def _measure(self, cfg: DictConfig, arch: dict, probe: int) -> Counts:
+        from bench.meta_model import build_meta_model, meta_forward_flops
+        from bench.methods import apply_method, count_parameters
+
+        arch_key = _digest({"arch": arch, "dtype": cfg.model.dtype, "probe": probe})
+        if arch_key not in self.base:
+            base_model = build_meta_model(cfg.model)
+            self.base[arch_key] = (count_parameters(base_model)[1], meta_forward_flops(base_model, probe))
+        base_total, base_flops = self.base[arch_key]
+        if cfg.method.provider == "none":
+            return Counts(0, base_total, base_flops, base_flops)
+        model = apply_method(build_meta_model(cfg.model), cfg.method)
+        trainable, total = count_parameters(model)
+        return Counts(trainable, total, base_flops, meta_forward_flops(model, probe))
+
+
+# --- data sizes -----------------------------------------------------------------------------------------
+
+
+def _row_chars(row: dict, ds: DictConfig) -> int:
+    fields = [*ds.input_fields, ds.label_field]
+    if not all(f in row for f in fields):
+        fields = list(row)  # reshaped by a preprocessor: every column of the raw row
+    chars = 0
+    for name in fields:
+        value = row.get(name)
+        if (
+            name == ds.label_field
+            and isinstance(value, int)
+            and ds.label_names
+            and 0 <= value < len(ds.label_names)
+        ):
+            value = ds.label_names[value]
+        chars += len(str(value)) if value is not None else 0
+    return chars + len(ds.instruction or "") + len(ds.input_template or "")
+
+
+def _rows_of(ds: DictConfig, mirror: str | None) -> tuple[int, int, list[dict], str] | None:
+    """(train rows, test rows, sampled train rows, source) when the data is on this machine."""
+    from bench import PROJECT_DIR
+    from bench.data.loading import mirror_path
+
+    if ds.data_dir:
+        folder = Path(ds.data_dir)
+        folder = folder if folder.is_absolute() else PROJECT_DIR / folder
+        train, test = folder / f"{ds.train_split}.jsonl", folder / f"{ds.test_split}.jsonl"
+        if not (train.exists() and test.exists()):
+            return None
+        rows = [json.loads(line) for line in train.read_text().splitlines() if line.strip()]
+        n_test = sum(1 for line in test.read_text().splitlines() if line.strip())
+        return len(rows), n_test, rows[:: max(1, len(rows) // SAMPLE_ROWS)], "files"
+    if not (mirror and ds.hub_id):
+        return None
+    train = mirror_path(mirror, ds.hub_id, ds.hub_config, ds.train_split)
+    test = mirror_path(mirror, ds.hub_id, ds.hub_config, ds.test_split)
+    if not (train.exists() and test.exists()):
+        return None
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(train)
+    n = table.num_rows
+    picks = list(range(0, n, max(1, n // SAMPLE_ROWS)))
+    return n, pq.ParquetFile(test).metadata.num_rows, table.take(picks).to_pylist(), "mirror"
+
+
+def data_size(cfg: DictConfig) -> DataSize | None:
+    ds = cfg.dataset
+    limit = int(cfg.trainer.max_seq_length)
+    found = _rows_of(ds, cfg.data.mirror)
+    if found is not None:
+        n_train, n_test, rows, source = found
+        lengths = [min(limit, _row_chars(r, ds) / CHARS_PER_TOKEN + TEMPLATE_TOKENS) for r in rows]
+        per_row, longest = sum(lengths) / max(1, len(lengths)), int(max(lengths, default=0))
+    elif ds.name in TABLE4:
+        n_train, n_test, typical = TABLE4[ds.name]
+        source, per_row, longest = "table4", float(min(limit, typical)), min(limit, 3 * typical)
+    else:
+        return None
+    if ds.max_train_samples:
+        n_train = min(n_train, int(ds.max_train_samples))
+    if ds.max_eval_samples:
+        n_test = min(n_test, int(ds.max_eval_samples))
+    return DataSize(n_train, n_test, per_row, longest, source)
+
+
+# --- estimates ------------------------------------------------------------------------------------------
+
+
+def _dtype_bytes(name: str) -> int:
+    return {"float32": 4, "bfloat16": 2, "float16": 2}.get(name, 4)
+
+
+def estimate(cfg: DictConfig, counts: Counts, size: DataSize | None, gpu: GPU, utilisation: float) -> dict:
+    from bench.meta_model import architecture_of
+
+    t, probe = cfg.trainer, int(cfg.metric.pscp.probe_tokens)
+    arch = architecture_of(cfg.model)
+    full, trains = cfg.method.provider == "full", cfg.method.provider != "none"
+    half = cfg.hardware.precision in ("bf16", "fp16")
+    soft = cfg.method.family == "soft_prompt"
+    virtual = int(cfg.method.options.get("num_virtual_tokens", 0) or 0) if soft else 0
+
+    weight_bytes = _dtype_bytes(cfg.model.dtype)
+    frozen = counts.total_params - counts.trainable_params
+    memory = frozen * weight_bytes + counts.trainable_params * (4 * weight_bytes if full else 16)
+    seq = min(int(t.max_seq_length), size.longest_row_tokens if size else int(t.max_seq_length)) + virtual
+    if trains:
+        h, layers, inter = arch["hidden_size"], arch["num_hidden_layers"], arch["intermediate_size"]
+        head_dim = arch.get("head_dim") or h // arch["num_attention_heads"]
+        kv = arch.get("num_key_value_heads", arch["num_attention_heads"]) * head_dim
+        per_token_layer = 7 * h + 2 * kv + 4 * inter
+        memory += t.batch_size * seq * layers * per_token_layer * (2 if half else 4)
+        memory += t.batch_size * (seq if soft else 8) * arch["vocab_size"] * 4 * 2
+    memory += CUDA_OVERHEAD_BYTES
+
+    out = {"est_train_tokens": None, "est_gpu_hours": None, "est_train_flops": None, "tokens_source": None}
+    if size is not None:
+        n_val = int(round(size.train_rows * cfg.dataset.val_fraction))
+        n_train = size.train_rows - n_val
+        per_epoch = max(1, math.ceil(n_train / t.batch_size) // t.gradient_accumulation_steps)
+        steps = int(t.max_steps) if t.max_steps > 0 else max(1, math.ceil(t.num_train_epochs * per_epoch))
+        samples = (
+            steps * t.batch_size * t.gradient_accumulation_steps
+            if t.max_steps > 0
+            else t.num_train_epochs * n_train
+        )
+        tokens = samples * size.tokens_per_row if trains else 0.0
+        per_token = counts.tuned_flops / probe
+        train_flops = tokens * per_token * (3 if full else 2) + (
+            0 if full else 2 * counts.trainable_params * tokens
+        )
+        every = float(t.eval_every)
+        evals = (math.ceil(1 / every) if every <= 1 else steps // int(every)) if trains and n_val else 0
+        other = (evals * n_val + size.test_rows) * size.tokens_per_row * per_token
+        peak = gpu.bf16_flops if half else gpu.tf32_flops
+        out.update(
+            est_train_tokens=int(tokens),
+            est_train_flops=float(train_flops),
+            est_gpu_hours=(train_flops + other) / (peak * utilisation) / 3600,
+            tokens_source=size.source,
+        )
+    out.update(est_peak_memory_bytes=int(memory), oom_risk=bool(memory > gpu.memory_bytes))
+    return out
+
+
+# --- status ---------------------------------------------------------------------------------------------
+
+
+def status_of(results_dir: str | Path, key: str) -> str:
+    """new / done / failed / running, from the run folder's result.json (as a re-launch reads it)."""
+    from bench.results import read_result
+
+    record = read_result(Path(results_dir) / key / "result.json")
+    if not record:
+        return "new"
+    status = record.get("status")
+    return {"success": "done", "running": "running"}.get(status, "failed")
+
+
+# --- the plan -------------------------------------------------------------------------------------------
+
+
+def make_plan(args: list[str], gpu: GPU, utilisation: float) -> Plan:
+    from bench.config.run_key import run_key
+    from bench.config.validate import validate
+    from bench.errors import ConfigError
+    from bench.training import effective_learning_rate
+
+    composer, cells = expand_grid(args)
+    plan = Plan()
+    counter = Counter_(composer.base.paths.cache_dir)
+    validated: dict[tuple[str, ...], str | None] = {}
+    sizes: dict[tuple[str, ...], DataSize | None] = {}
+    counted: dict[tuple[str, ...], Counts] = {}
+    rows: dict[int, dict[str, Any]] = {}
+    for index in composer.order(cells):
+        overrides = cells[index]
+        cfg = composer.compose(overrides)
+        label = _cell_label(cfg)
+        # A cell's config is a function of its overrides: the seed changes only the run key, the dataset
+        # nothing that is counted on the model, the method nothing about the data.
+        not_seed = tuple(o for o in overrides if not o.startswith("seed="))
+        try:
+            key = run_key(cfg)
+            if not_seed not in validated:
+                device = cfg.hardware.device
+                cfg.hardware.device = "auto"  # planning happens away from the GPUs it plans for
+                try:
+                    validate(cfg)
+                    validated[not_seed] = None
+                except ConfigError as err:
+                    validated[not_seed] = str(err)
+                finally:
+                    cfg.hardware.device = device
+            if validated[not_seed]:
+                raise ConfigError(validated[not_seed])
+            ckey = tuple(o for o in not_seed if not o.startswith("dataset="))
+            if ckey not in counted:
+                counted[ckey] = counter.counts(cfg, int(cfg.metric.pscp.probe_tokens))
+            counts = counted[ckey]
+        except Exception as err:  # noqa: BLE001  (every cell's problem is reported, then exit 2)
+            plan.errors.append(f"{label}: {type(err).__name__}: {err}")
+            continue
+        dkey = tuple(o for o in not_seed if not o.startswith("method="))
+        if dkey not in sizes:
+            sizes[dkey] = data_size(cfg)
+        plan.counts[(cfg.model.name, cfg.method.name)] = counts
+        row = {
+            "model": cfg.model.name,
+            "method": cfg.method.name,
+            "dataset": cfg.dataset.name,
+            "seed": int(cfg.seed),
+            "run_key": key,
+            "status": status_of(cfg.paths.results_dir, key),
+            "learning_rate": effective_learning_rate(cfg),
+            "num_train_epochs": float(cfg.trainer.num_train_epochs),
+            "batch_size": int(cfg.trainer.batch_size),
+            "max_seq_length": int(cfg.trainer.max_seq_length),
+            "trainable_params": counts.trainable_params,
+            "extra_inference_flops": counts.extra_flops,
+            **estimate(cfg, counts, sizes[dkey], gpu, utilisation),
+            "total_params": counts.total_params,
+            "max_steps": int(cfg.trainer.max_steps),
+        }
+        rows[index] = row
+    plan.cells = [rows[i] for i in sorted(rows)]  # the sweep's own order
+    if composer.composed:
+        plan.notes.append(
+            f"Hydra composed {len(composer.composed)} combinations of the swept options one by one (~0.45 s "
+            "each): an option or experiment file edits nodes beyond its own group, so splicing is not exact"
+        )
+    return plan
+
+
+# --- output ---------------------------------------------------------------------------------------------
+
+
+def _fmt_int(n: int | None) -> str:
+    return "-" if n is None else f"{n:,}"
+
+
+def table(plan: Plan) -> str:
+    head = ("model", "method", "dataset", "seed", "status", "lr", "ep", "bs", "seq", "trainable",
+            "+TFLOPs", "train tokens", "mem GB", "GPU-h", "")  # fmt: skip
+    rows = [head]
+    for c in plan.cells:
+        rows.append((
+            c["model"], c["method"], c["dataset"], str(c["seed"]), c["status"], f"{c['learning_rate']:g}",
+            f"{c['num_train_epochs']:g}", str(c["batch_size"]), str(c["max_seq_length"]),
+            _fmt_int(c["trainable_params"]), f"{c['extra_inference_flops'] / 1e12:.3f}",
+            _fmt_int(c["est_train_tokens"]), f"{c['est_peak_memory_bytes'] / 1e9:.1f}",
+            "-" if c["est_gpu_hours"] is None else f"{c['est_gpu_hours']:.2f}",
+            "OOM?" if c["oom_risk"] else "",
+        ))  # fmt: skip
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows)
+
+
+def totals(plan: Plan, gpu: GPU, utilisation: float, seconds: float) -> str:
+    status = Counter(c["status"] for c in plan.cells)
+    hours = sum(c["est_gpu_hours"] or 0.0 for c in plan.cells)
+    unknown = sum(c["est_gpu_hours"] is None for c in plan.cells)
+    oom = sum(c["oom_risk"] for c in plan.cells)
+    lines = [
+        f"cells: {len(plan.cells)} ({', '.join(f'{k} {v}' for k, v in sorted(status.items()))}); "
+        f"errors: {len(plan.errors)}",
+        f"estimated GPU-hours on {gpu.label} at {utilisation:.0%} utilisation: {hours:,.1f}"
+        + (f" ({unknown} cells without data sizes not counted)" if unknown else ""),
+        f"cells likely to run out of {gpu.memory_bytes / 2**30:.0f} GiB: {oom}",
+        f"planned in {seconds:.1f} s",
+    ]
+    return "\n".join(lines + [f"note: {n}" for n in plan.notes])
+
+
+def flops_table(plan: Plan) -> str | None:
+    """Our extra-FLOPs counts beside PEFT-Bench Table 3, for the six methods the grid holds."""
+    rows = [(m, meth, c) for (m, meth), c in sorted(plan.counts.items()) if meth in TABLE3_TFLOPS]
+    if not rows:
+        return None
+    out = [
+        "extra inference TFLOPs (512 tokens, tuned - base) beside PEFT-Bench Table 3 (Llama-3-8B-Instruct):",
+        f"  {'model':<22}{'method':<16}{'ours':>8}{'scaled':>8}{'Table 3':>9}  note",
+    ]
+    for model, method, c in rows:
+        ours = c.extra_flops / 1e12
+        scaled = ours * TABLE3_BASE_TFLOPS / (c.base_flops / 1e12)
+        paper = TABLE3_TFLOPS[method] if model == TABLE3_MODEL else None
+        note = ""
+        if paper is not None and abs(ours - paper) > 0.05:
+            note = FLOPS_NOTES["ia3"] if method == "ia3" else FLOPS_NOTES["soft"]
+        paper_text = "-" if paper is None else f"{paper:.2f}"
+        out.append(f"  {model:<22}{method:<16}{ours:>8.3f}{scaled:>8.3f}{paper_text:>9}  {note}")
+    bases = {m: c.base_flops / 1e12 for (m, _), c in plan.counts.items()}
+    for model, base in sorted(bases.items()):
+        ref = f" (Table 3's profiler: {TABLE3_BASE_TFLOPS})" if model == TABLE3_MODEL else ""
+        out.append(f"  base {model}: {base:.3f} TFLOPs{ref}")
+    out.append(f"  scaled = ours x {TABLE3_BASE_TFLOPS} / our base count. {FLOPS_NOTES['base']}")
+    return "\n".join(out)
+
+
+def _parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.plan",
+        description="Plan a grid without running it: the same overrides as `python -m bench --multirun`.",
+        epilog="Estimates:" + ESTIMATES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--format", choices=("table", "json"), default="table")
+    parser.add_argument("--gpu", choices=sorted(GPUS), default="a100-40gb", help="GPU the hours are for")
+    parser.add_argument("--utilisation", type=float, default=DEFAULT_UTILISATION, help="share of peak FLOP/s")
+    parser.add_argument("--multirun", "-m", action="store_true", help="accepted and ignored")
+    opts, rest = parser.parse_known_args(argv)
+    unknown = [a for a in rest if a.startswith("-")]
+    if unknown:
+        parser.error(f"unrecognised options: {' '.join(unknown)}")
+    if not 0 < opts.utilisation <= 1:
+        parser.error(f"--utilisation={opts.utilisation} must be in (0, 1]")
+    return opts, rest
+
+
+def main(argv: list[str] | None = None) -> int:
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from bench.config.choices import ShorthandError, expand_method_shorthand, unknown_choices
+    from bench.config.run_key import register_resolver
+    from bench.config.schema import register_configs
+
+    opts, args = _parse(sys.argv[1:] if argv is None else argv)
+    start = time.perf_counter()
+    try:
+        args = expand_method_shorthand(args)
+    except ShorthandError as err:
+        print(f"bench.plan: {err}", file=sys.stderr)
+        return 2
+    problems = unknown_choices(args, CONF_DIR)
+    if problems:
+        print("bench.plan: " + "\n            ".join(problems), file=sys.stderr)
+        return 2
+    register_configs()
+    register_resolver()
+    gpu = GPUS[opts.gpu]
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        try:
+            plan = make_plan(args, gpu, opts.utilisation)
+        except Exception as err:  # noqa: BLE001  (a composition error concerns every cell)
+            print(f"bench.plan: the grid does not compose: {type(err).__name__}: {err}", file=sys.stderr)
+            return 2
+    seconds = time.perf_counter() - start
+    summary = [totals(plan, gpu, opts.utilisation, seconds)]
+    flops = flops_table(plan)
+    if flops:
+        summary.append(flops)
+    if opts.format == "json":
+        for cell in plan.cells:
+            print(json.dumps(cell))
+        print("\n".join(summary), file=sys.stderr)
+    else:
+        print(table(plan))
+        print("\n".join(summary))
+    if plan.errors:
+        print(f"bench.plan: {len(plan.errors)} cell(s) are invalid:", file=sys.stderr)
+        for line in plan.errors:
+            print(f"  {line}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

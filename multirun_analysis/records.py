@@ -26,7 +26,7 @@ RUN_COLUMNS = [
     "headline_value",
     "n_test",
     "eval_mode",
-    "metric_convention",
+    "convention",
     "git_commit",
     "error",
 ]

@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from bench.config.run_key import _NOT_IDENTITY
+from bench.config.run_key import identity_settings
 
 # Keys that are the table's own rows and columns, or vary by construction.
 _NOT_VARIANT = {"seed", "model.name", "method.name", "dataset.name"}
@@ -43,7 +43,7 @@ def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 def identity(config: Mapping[str, Any] | None) -> dict[str, Any]:
     """The flattened identity settings of a resolved config, seed excluded."""
     config = dict(config or {})
-    data = {k: v for k, v in config.items() if k not in _NOT_IDENTITY}
+    data = identity_settings(config)  # the run key's contract: paths, mirrors, threads, ... left out
     if isinstance(data.get("model"), Mapping):
         data["model"] = {k: v for k, v in data["model"].items() if k != "architecture"}
     return {k: v for k, v in flatten(data).items() if k not in _NOT_VARIANT}

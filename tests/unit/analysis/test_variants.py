@@ -17,7 +17,8 @@ def tree(tmp_path):
 
 def test_identity_drops_seed_and_non_identity_sections():
     ident = identity(mixed_tree.config(8, "generate", 1))
-    assert "seed" not in ident and "paths.results_dir" not in ident and "hardware.device" not in ident
+    assert "seed" not in ident and "paths.results_dir" not in ident
+    assert ident["hardware.device"] == "cpu"  # device and precision are identity (the run key's contract)
     assert "model.architecture.layers" not in ident  # descriptive, as in the run key's hash
     assert ident["method.options.r"] == 8 and ident["eval.mode"] == "generate"
     assert flatten({"a": {"b": [1, 2]}}) == {"a.b": "[1, 2]"}

@@ -18,3 +18,47 @@ def test_any_hyperparameter_changes_the_key(compose):
 def test_locations_do_not_change_the_key(compose):
     base = run_key(compose("model=tiny-random"))
     assert run_key(compose("model=tiny-random", "paths.results_dir=/elsewhere", "data.mirror=/m")) == base
+
+
+def test_precision_and_device_are_identity(compose):
+    """A bf16 GPU relaunch must not be skipped on top of an fp32 CPU result."""
+    base = run_key(compose("model=tiny-random"))
+    assert run_key(compose("model=tiny-random", "hardware.precision=bf16")) != base
+    assert run_key(compose("model=tiny-random", "hardware=gpu")) != base
+    assert run_key(compose("model=tiny-random", "hardware.device=cuda")) != base
+
+
+def test_the_declared_non_identity_keys_do_not_change_the_key(compose):
+    base = run_key(compose("model=tiny-random"))
+    same = (
+        "hardware.num_threads=3",
+        "hardware.dataloader_num_workers=2",
+        "hardware.keep_freed_memory=false",
+        "eval.batch_size=7",
+        "save_adapter=false",
+        "rerun=true",
+        "logger=wandb",
+        "paths.cache_dir=/other",
+        "model.architecture.hidden_size=123",
+    )
+    for override in same:
+        assert run_key(compose("model=tiny-random", override)) == base, override
+
+
+def test_every_declared_key_exists_in_the_schema(compose):
+    """A renamed knob must not silently fall back into the identity."""
+    from omegaconf import OmegaConf
+
+    from bench.config.run_key import NOT_IDENTITY
+
+    cfg = compose("model=tiny-random")
+    for key in NOT_IDENTITY:
+        if key != "hydra":
+            assert OmegaConf.select(cfg, key, default="<absent>") != "<absent>", key
+
+
+def test_identity_settings_drop_nested_keys_only():
+    from bench.config.run_key import identity_settings
+
+    cfg = {"hardware": {"device": "cpu", "num_threads": 4}, "eval": {"batch_size": 8, "mode": "score"}}
+    assert identity_settings(cfg) == {"hardware": {"device": "cpu"}, "eval": {"mode": "score"}}

@@ -75,6 +75,8 @@ def forward_flops(model, probe_tokens: int = 512) -> int:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
+    from bench.models import inference_autocast
+
     device = next(model.parameters()).device
     vocab = model.get_input_embeddings().num_embeddings
     generator = torch.Generator().manual_seed(0)
@@ -82,7 +84,7 @@ def forward_flops(model, probe_tokens: int = 512) -> int:
     was_training = model.training
     model.eval()
     try:
-        with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        with torch.inference_mode(), inference_autocast(model), FlopCounterMode(display=False) as counter:
             model(input_ids=input_ids, attention_mask=torch.ones_like(input_ids))
     finally:
         model.train(was_training)

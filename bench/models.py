@@ -32,13 +32,29 @@ _CHATML = (
 )
 
 
-def load_model_and_tokenizer(cfg: ModelConfig, cache_dir: str | os.PathLike, **from_pretrained_kwargs):
+# hardware.precision -> the dtype the frozen base weights load in (fp32: model.dtype decides)
+PRECISION_DTYPES = {"bf16": "bfloat16", "fp16": "float16"}
+
+
+def weights_dtype(cfg: ModelConfig, precision: str | None = None) -> str:
+    """The dtype the base weights load in: ``bfloat16`` under ``hardware.precision=bf16`` (``float16``
+    under fp16), as PEFT-Bench's bf16 runs load them; otherwise ``model.dtype`` (float32 for the small
+    models, bfloat16 for Llama-3-8B so that it fits). Trainable parameters are fp32 whatever this says
+    (:func:`trainable_to_fp32`)."""
+    return PRECISION_DTYPES.get(precision or "fp32", cfg.dtype)
+
+
+def load_model_and_tokenizer(
+    cfg: ModelConfig, cache_dir: str | os.PathLike, precision: str | None = None, **from_pretrained_kwargs
+):
     """Load ``cfg`` with its registered loader and fix its special tokens as the config says.
 
+    ``precision`` (``hardware.precision``) picks the weights dtype (:func:`weights_dtype`).
     ``from_pretrained_kwargs`` reach the final ``from_pretrained`` of the weights (e.g. QLoRA's
     ``quantization_config`` and ``device_map``).
     """
     loader = LOADERS.get(cfg.loader)
+    from_pretrained_kwargs.setdefault("dtype", _torch_dtype(weights_dtype(cfg, precision)))
     model, tokenizer = loader(cfg, Path(cache_dir).expanduser(), **from_pretrained_kwargs)
     _fix_special_tokens(model, tokenizer, cfg)
     _contiguous_head_input(model)
@@ -57,6 +73,44 @@ def _contiguous_head_input(model) -> None:
     head = model.get_output_embeddings()
     if head is not None:
         head.register_forward_pre_hook(_contiguous)
+
+
+def trainable_to_fp32(model) -> int:
+    """Cast every trainable floating-point parameter to fp32 in place (master weights) and return how
+    many were cast. On a bf16 base, bf16 trainable weights lose every update below their resolution
+    (2^-8 relative): full fine-tuning at lr 1e-5 left 85% of the weights unchanged, LayerNorm weights
+    near 1.0 did not move at lr 1e-3. Autocast still runs the forward pass in bf16."""
+    import torch
+
+    cast = 0
+    for param in model.parameters():
+        if param.requires_grad and param.is_floating_point() and param.dtype != torch.float32:
+            param.data = param.data.float()
+            cast += 1
+    return cast
+
+
+def autocast_dtype(model):
+    """The low-precision dtype of a model's frozen weights (bf16/fp16), or None for an fp32 model."""
+    import torch
+
+    low = {p.dtype for p in model.parameters() if p.dtype in (torch.bfloat16, torch.float16)}
+    return low.pop() if len(low) == 1 else None
+
+
+def inference_autocast(model):
+    """Autocast to the dtype of the model's low-precision weights, as training ran (Trainer's bf16):
+    fp32 trainable parameters beside bf16 weights (a LayerNorm's output, a bias) then meet the bf16
+    matmuls in one dtype. A no-op context for fp32 models."""
+    import contextlib
+
+    import torch
+
+    dtype = autocast_dtype(model)
+    if dtype is None:
+        return contextlib.nullcontext()
+    device = next(model.parameters()).device.type
+    return torch.autocast(device_type=device, dtype=dtype)
 
 
 def _torch_dtype(name: str):
@@ -96,7 +150,8 @@ def _from_folder(folder: Path, cfg: ModelConfig, **kwargs):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(folder)
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=_torch_dtype(cfg.dtype), **kwargs)
+    kwargs.setdefault("dtype", _torch_dtype(cfg.dtype))
+    model = AutoModelForCausalLM.from_pretrained(folder, **kwargs)
     return model, tokenizer
 
 
@@ -109,9 +164,8 @@ def load_hub(cfg: ModelConfig, cache_dir: Path, **kwargs):
         raise ConfigError(f"model {cfg.name!r} uses loader 'hub' but model.hub_id is not set.")
     common = {"revision": cfg.revision, "trust_remote_code": cfg.trust_remote_code}
     tokenizer = AutoTokenizer.from_pretrained(cfg.hub_id, **common)
-    model = AutoModelForCausalLM.from_pretrained(
-        cfg.hub_id, dtype=_torch_dtype(cfg.dtype), **common, **kwargs
-    )
+    kwargs.setdefault("dtype", _torch_dtype(cfg.dtype))
+    model = AutoModelForCausalLM.from_pretrained(cfg.hub_id, **common, **kwargs)
     return model, tokenizer
 
 

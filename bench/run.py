@@ -100,7 +100,9 @@ def _execute(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         keep_freed_memory()  # before the model and the data allocate anything
 
     # QLoRA: the base loads quantized (load_kwargs is empty for every other method)
-    model, tokenizer = load_model_and_tokenizer(cfg.model, cfg.paths.cache_dir, **load_kwargs(cfg.method))
+    model, tokenizer = load_model_and_tokenizer(
+        cfg.model, cfg.paths.cache_dir, cfg.hardware.precision, **load_kwargs(cfg.method)
+    )  # hardware.precision=bf16: bf16 base weights (bench.models.weights_dtype)
     data = prepare_data(cfg, tokenizer)  # data errors surface before the method is applied
     _to_device(model, device)
     probe = cfg.metric.pscp.probe_tokens

@@ -53,8 +53,10 @@ def predict(cfg: DictConfig, model, tokenizer, data: PreparedData) -> Evaluation
     rounding, without the adapter's extra work per layer).
     """
     from bench.methods import merged_for_inference
+    from bench.models import inference_autocast
 
-    with merged_for_inference(model):
+    # a bf16 base predicts under bf16 autocast, as it trained: its fp32 trainable parameters meet bf16
+    with merged_for_inference(model), inference_autocast(model):
         if cfg.eval.mode == "score":
             return _predict_by_score(cfg, model, tokenizer, data)
         return _predict_by_generation(cfg, model, tokenizer, data)

@@ -71,8 +71,13 @@ def validate_method(method: DictConfig) -> None:
 
 
 def apply_method(model, method: DictConfig):
-    """Return the model wrapped/frozen for ``method``, with exactly the method's parameters trainable."""
-    return PROVIDERS.get(method.provider).apply(model, method)
+    """Return the model wrapped/frozen for ``method``, with exactly the method's parameters trainable,
+    in fp32 whatever the base dtype (master weights: a bf16 base trains its update in fp32)."""
+    from bench.models import trainable_to_fp32
+
+    tuned = PROVIDERS.get(method.provider).apply(model, method)
+    trainable_to_fp32(tuned)
+    return tuned
 
 
 def save_method(model, method: DictConfig, folder: str | Path) -> bool:
@@ -110,9 +115,15 @@ def merged_for_inference(model):
     matmuls per layer), and unfold it afterwards (peft subtracts it again: base weights come back up to
     float rounding) so the model trains/saves as before.
 
-    Only for peft tuners that can merge (LoRA, DoRA, PiSSA, IA3, OFT, ...) on unquantized weights; soft
-    prompts, adapters-library modules and tuners without a merge stay as they are.
+    Only for peft tuners that can merge (LoRA, DoRA, PiSSA, IA3, OFT, ...) on unquantized fp32 weights;
+    soft prompts, adapters-library modules and tuners without a merge stay as they are. A bf16 (or fp16)
+    base is evaluated unmerged: W + dW rounded to bf16 loses what of dW lies below W's resolution (26%
+    relative error at |dW| ~ 1e-4 on tiny-random), so the merged model would not be the one trained;
+    merging in fp32 and casting back rounds the same way, and keeping merged layers in fp32 would double
+    their memory. Unmerged, the adapter's own fp32 path runs under autocast exactly as in training.
     """
+    from bench.models import autocast_dtype
+
     tuner = getattr(model, "base_model", None)
     mergeable = (
         hasattr(model, "active_peft_config")
@@ -120,6 +131,7 @@ def merged_for_inference(model):
         and hasattr(tuner, "merge_adapter")
         and not getattr(model, "is_quantized", False)
         and not getattr(tuner, "is_quantized", False)
+        and autocast_dtype(model) is None
     )
     if mergeable:
         try:

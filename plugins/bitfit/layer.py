@@ -30,8 +30,9 @@ class BitFitLayer(nn.Module, BaseTunerLayer):
 
     def update_layer(self, adapter_name: str, inference_mode: bool = False) -> None:
         weight = self.get_base_layer().weight
+        # fp32 whatever the base dtype (master weights): a bf16 delta would lose small updates
         self.bitfit_bias[adapter_name] = nn.Parameter(
-            torch.zeros(self.out_features, device=weight.device, dtype=weight.dtype)
+            torch.zeros(self.out_features, device=weight.device, dtype=torch.float32)
         )
         self.set_adapter(self.active_adapters, inference_mode=inference_mode)
 
@@ -57,8 +58,10 @@ class BitFitLayer(nn.Module, BaseTunerLayer):
             delta = self.bitfit_bias[name].detach()
             if safe_merge and not torch.isfinite(delta).all():
                 raise ValueError(f"NaNs in the BitFit bias of adapter {name!r}; not merged.")
-            if base.bias is None:
-                base.bias = nn.Parameter(torch.zeros_like(delta), requires_grad=False)
+            if base.bias is None:  # in the weight's dtype: F.linear needs one dtype for all three
+                base.bias = nn.Parameter(
+                    torch.zeros_like(delta, dtype=base.weight.dtype), requires_grad=False
+                )
                 self._created_bias = True
             base.bias.data += delta.to(base.bias.dtype)
             self.merged_adapters.append(name)

@@ -52,11 +52,12 @@ class SVFTLayer(nn.Module, BaseTunerLayer):
         self.svft_v[adapter_name] = vh[:rank].to(weight.dtype).contiguous()
         self.svft_rows[adapter_name] = rows.to(weight.device)
         self.svft_cols[adapter_name] = cols.to(weight.device)
+        # trainable values in fp32 whatever the base dtype (master weights); computed in U/V's dtype
         self.svft_values[adapter_name] = nn.Parameter(
-            torch.zeros(rows.numel(), device=weight.device, dtype=weight.dtype)
+            torch.zeros(rows.numel(), device=weight.device, dtype=torch.float32)
         )
         self.svft_gate[adapter_name] = nn.Parameter(
-            torch.tensor(float(gate_init), device=weight.device, dtype=weight.dtype)
+            torch.tensor(float(gate_init), device=weight.device, dtype=torch.float32)
         )
         self.set_adapter(self.active_adapters)
 
@@ -65,7 +66,7 @@ class SVFTLayer(nn.Module, BaseTunerLayer):
         values = self.svft_values[name]
         rank = self.svft_u[name].shape[1]
         m = values.new_zeros(rank, rank).index_put((self.svft_rows[name], self.svft_cols[name]), values)
-        return torch.sigmoid(self.svft_gate[name]) * m
+        return (torch.sigmoid(self.svft_gate[name]) * m).to(self.svft_u[name].dtype)
 
     def delta_weight(self, name: str) -> torch.Tensor:
         return self.svft_u[name] @ self._band(name) @ self.svft_v[name]

@@ -1,0 +1,132 @@
+"""bf16, the path a GPU takes, run for real on the CPU (bf16 weights, bf16 autocast; issue 15).
+
+``hardware.precision=bf16`` loads the base weights in bfloat16 (``bench.models.weights_dtype``); every
+trainable parameter is fp32 (master weights, ``bench.models.trainable_to_fp32`` in ``apply_method``);
+Trainer trains under bf16 autocast and prediction runs under the same autocast; a bf16 base is evaluated
+unmerged (``merged_for_inference``) because merging a small update into bf16 weights rounds it away.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tests.conftest import TINY
+
+BF16 = ("hardware=cpu", "hardware.precision=bf16")
+
+
+def _tiny(compose, cache_dir, *overrides: str, precision: str = "bf16"):
+    from bench.models import load_model_and_tokenizer
+
+    cfg = compose(*TINY, *overrides)
+    model, tok = load_model_and_tokenizer(cfg.model, cache_dir, precision)
+    return cfg, model, tok
+
+
+def test_precision_picks_the_weights_dtype(compose):
+    from bench.models import weights_dtype
+
+    tiny = compose("model=tiny-random").model
+    assert weights_dtype(tiny, "bf16") == "bfloat16"
+    assert weights_dtype(tiny, "fp16") == "float16"
+    assert weights_dtype(tiny, "fp32") == "float32"
+    assert weights_dtype(compose("model=llama-3-8b-instruct").model, "fp32") == "bfloat16"  # model.dtype
+
+
+@pytest.mark.parametrize("method", ["full", "ln_tuning", "bitfit", "svft", "lora", "prompt_tuning"])
+def test_trainable_parameters_are_fp32_on_a_bf16_base(compose, cache_dir, method):
+    from bench.methods import apply_method
+
+    cfg, model, _ = _tiny(compose, cache_dir, f"method={method}")
+    assert model.dtype == torch.bfloat16
+    tuned = apply_method(model, cfg.method)
+    trainable = {n: p.dtype for n, p in tuned.named_parameters() if p.requires_grad}
+    assert trainable and set(trainable.values()) == {torch.float32}, trainable
+    if method != "full":  # the frozen base stays bf16
+        assert {p.dtype for p in tuned.parameters() if not p.requires_grad} == {torch.bfloat16}
+
+
+def test_fp32_master_weights_keep_small_updates():
+    """Why: one AdamW-sized step (lr 1e-5) on bf16 weights of size ~0.02 mostly rounds away."""
+    weight = torch.randn(10_000, generator=torch.Generator().manual_seed(0)) * 0.02
+    step = torch.full_like(weight, 1e-5)
+    changed_bf16 = (weight.bfloat16() + step.bfloat16() != weight.bfloat16()).float().mean().item()
+    changed_fp32 = (weight + step != weight).float().mean().item()
+    assert changed_fp32 == 1.0
+    assert changed_bf16 < 0.5
+
+
+def test_bitfit_merges_into_a_bf16_layer(compose, cache_dir):
+    """BitFit's merge into a bias-free bf16 layer created an fp32 bias: F.linear then failed with
+    'self and mat2 must have the same dtype'. The delta stays fp32; the created bias takes the weight's."""
+    from bench.methods import apply_method
+    from bench.models import inference_autocast
+
+    cfg, model, _ = _tiny(compose, cache_dir, "method=bitfit")
+    tuned = apply_method(model, cfg.method)
+    with torch.no_grad():
+        for name, param in tuned.named_parameters():
+            if param.requires_grad:
+                assert param.dtype == torch.float32, name
+                param.normal_(0, 0.1)
+    ids = torch.tensor([[5, 6, 7, 8, 9]])
+    tuned.eval()
+    with torch.no_grad(), inference_autocast(tuned):
+        unmerged = tuned(input_ids=ids).logits.float()
+        tuned.merge_adapter()
+        merged = tuned(input_ids=ids).logits.float()
+        tuned.unmerge_adapter()
+    assert (merged - unmerged).abs().max() <= _bf16_resolution(unmerged)
+
+
+def _bf16_resolution(logits: torch.Tensor) -> float:
+    """A few bf16 ulps (2^-8 relative) of the largest logit: bf16 matmuls round at every layer."""
+    return 4 * 2**-8 * logits.abs().max().item()
+
+
+def _lora_with_small_update(compose, cache_dir, precision: str, scale: float):
+    from bench.methods import apply_method
+
+    cfg, model, _ = _tiny(compose, cache_dir, "method=lora", precision=precision)
+    torch.manual_seed(0)
+    tuned = apply_method(model, cfg.method)
+    with torch.no_grad():
+        for name, param in tuned.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, scale)
+    return tuned.eval()
+
+
+def test_bf16_merge_would_distort_a_small_lora_update(compose, cache_dir):
+    """The reason a bf16 base is evaluated unmerged: W + dW rounded to bf16 loses much of |dW| ~ 1e-4."""
+    tuned = _lora_with_small_update(compose, cache_dir, "bf16", 1e-3)
+    layer = next(m for m in tuned.modules() if hasattr(m, "lora_B"))
+    weight = layer.base_layer.weight.detach()
+    delta = layer.get_delta_weight("default").detach().float()
+    merged = (weight.float() + delta).bfloat16()
+    error = ((merged.float() - weight.float()) - delta).norm() / delta.norm()
+    assert 1e-5 < delta.abs().mean() < 1e-3
+    assert error > 0.1  # measured: ~0.26 at |dW| ~ 1e-4
+
+
+def test_bf16_evaluation_keeps_the_trained_update(compose, cache_dir):
+    """Predicting a bf16 LoRA model (merged_for_inference, autocast) gives the unmerged logits, within
+    bf16 resolution of the fp32 model with the same update; an fp32 base is still merged."""
+    from bench.methods import merged_for_inference
+    from bench.models import inference_autocast
+
+    ids = torch.tensor([[5, 6, 7, 8, 9, 10, 11, 12]])
+    bf16 = _lora_with_small_update(compose, cache_dir, "bf16", 1e-3)
+    fp32 = _lora_with_small_update(compose, cache_dir, "fp32", 1e-3)
+    with torch.no_grad(), inference_autocast(bf16):
+        unmerged = bf16(input_ids=ids).logits.float()
+        with merged_for_inference(bf16):
+            assert not any(getattr(m, "merged", False) for m in bf16.modules())
+            inside = bf16(input_ids=ids).logits.float()
+    torch.testing.assert_close(inside, unmerged, atol=0, rtol=0)
+    with torch.no_grad():
+        reference = fp32(input_ids=ids).logits
+        with merged_for_inference(fp32):
+            assert any(getattr(m, "merged", False) for m in fp32.modules())
+    assert (unmerged - reference).abs().max() <= _bf16_resolution(reference)  # bf16 compute, same model

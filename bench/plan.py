@@ -7,7 +7,7 @@ inference FLOPs (the method applied by its provider to the model built on the me
 :mod:`bench.meta_model`; no weights, no GPU), and estimates of training tokens, peak training memory and
 GPU-hours on a named GPU. Every cell is validated and all errors are reported together (exit status 2).
 
-Estimates, stated so they can be checked (``ESTIMATES`` is printed with ``--explain``):
+Estimates, stated so they can be checked (``--help`` prints them):
   - tokens per row: mean of (characters of the row's fields + instruction) / 4 + 16 template tokens over
     up to 2,000 rows of the train split when its data is reachable (``data.mirror`` or shipped files),
     else Table 4's train rows times the typical length in ``TABLE4``; rows are cut at max_seq_length.
@@ -128,7 +128,7 @@ GPUS = {
 }
 DEFAULT_UTILISATION = 0.3  # model FLOPs utilisation of HF Trainer PEFT runs at batch 4 (an assumption)
 
-ESTIMATES = __doc__.split("Estimates, stated so they can be checked")[1].split('"""')[0]
+ESTIMATES = __doc__.split("(``--help`` prints them):")[1]
 
 JSON_KEYS = (
     "model",
@@ -290,12 +290,20 @@ class Composer:
         return sorted(range(len(cells)), key=lambda i: [str(choices[i].get(g)) for g in groups])
 
     def check(self, cells: list[list[str]]) -> None:
-        """Compose the last and a middle cell with Hydra too; on any difference stop splicing."""
-        for cell in {id(c): c for c in (cells[-1], cells[len(cells) // 2])}.values():
-            ours, hydras = self.compose(cell), self._hydra_compose(cell)
-            if OmegaConf.to_container(ours) != OmegaConf.to_container(hydras):
-                self.splice = False
-                self.working = None
+        """Compose with Hydra too, and compare: for each swept group the first cell that differs from the
+        base in that group only (so its node is spliced), and the last cell. Any difference (e.g. an
+        experiment file that edits a swept group's node) stops splicing."""
+        probes = {len(cells) - 1}
+        for group in {g for c in cells for g, o in self._choices(c).items() if self.base_choices.get(g) != o}:
+            for index, cell in enumerate(cells):
+                differ = {g for g, o in self._choices(cell).items() if self.base_choices.get(g) != o}
+                if differ == {group}:
+                    probes.add(index)
+                    break
+        for index in sorted(probes):
+            ours = OmegaConf.to_container(self.compose(cells[index]))
+            if ours != OmegaConf.to_container(self._hydra_compose(cells[index])):
+                self.splice, self.working = False, None
                 return
 
 
@@ -540,7 +548,11 @@ def make_plan(args: list[str], gpu: GPU, utilisation: float) -> Plan:
     rows: dict[int, dict[str, Any]] = {}
     for index in composer.order(cells):
         overrides = cells[index]
-        cfg = composer.compose(overrides)
+        try:
+            cfg = composer.compose(overrides)
+        except Exception as err:  # noqa: BLE001  (a cell that does not compose is one more error)
+            plan.errors.append(f"{' '.join(overrides)}: {type(err).__name__}: {str(err).splitlines()[0]}")
+            continue
         label = _cell_label(cfg)
         # A cell's config is a function of its overrides: the seed changes only the run key, the dataset
         # nothing that is counted on the model, the method nothing about the data.
@@ -568,7 +580,14 @@ def make_plan(args: list[str], gpu: GPU, utilisation: float) -> Plan:
             continue
         dkey = tuple(o for o in not_seed if not o.startswith("method="))
         if dkey not in sizes:
-            sizes[dkey] = data_size(cfg)
+            sizes[dkey] = size = data_size(cfg)
+            paper = TABLE4.get(cfg.dataset.name, (None,))[0]
+            capped = cfg.dataset.max_train_samples is not None
+            if size and size.source != "table4" and paper and size.train_rows != paper and not capped:
+                plan.notes.append(
+                    f"{cfg.dataset.name}: {size.train_rows:,} train rows in the {size.source}; "
+                    f"Table 4: {paper:,}"
+                )
         plan.counts[(cfg.model.name, cfg.method.name)] = counts
         row = {
             "model": cfg.model.name,
@@ -648,18 +667,21 @@ def flops_table(plan: Plan) -> str | None:
     ]
     for model, method, c in rows:
         ours = c.extra_flops / 1e12
-        scaled = ours * TABLE3_BASE_TFLOPS / (c.base_flops / 1e12)
-        paper = TABLE3_TFLOPS[method] if model == TABLE3_MODEL else None
-        note = ""
-        if paper is not None and abs(ours - paper) > 0.05:
-            note = FLOPS_NOTES["ia3"] if method == "ia3" else FLOPS_NOTES["soft"]
+        paper, scaled, note = None, None, ""
+        if model == TABLE3_MODEL:  # Table 3 is about this model only
+            paper = TABLE3_TFLOPS[method]
+            scaled = ours * TABLE3_BASE_TFLOPS / (c.base_flops / 1e12)
+            if abs(ours - paper) > 0.05:
+                note = FLOPS_NOTES["ia3"] if method == "ia3" else FLOPS_NOTES["soft"]
         paper_text = "-" if paper is None else f"{paper:.2f}"
-        out.append(f"  {model:<22}{method:<16}{ours:>8.3f}{scaled:>8.3f}{paper_text:>9}  {note}")
+        scaled_text = "-" if scaled is None else f"{scaled:.3f}"
+        out.append(f"  {model:<22}{method:<16}{ours:>8.3f}{scaled_text:>8}{paper_text:>9}  {note}".rstrip())
     bases = {m: c.base_flops / 1e12 for (m, _), c in plan.counts.items()}
     for model, base in sorted(bases.items()):
         ref = f" (Table 3's profiler: {TABLE3_BASE_TFLOPS})" if model == TABLE3_MODEL else ""
         out.append(f"  base {model}: {base:.3f} TFLOPs{ref}")
-    out.append(f"  scaled = ours x {TABLE3_BASE_TFLOPS} / our base count. {FLOPS_NOTES['base']}")
+    if TABLE3_MODEL in bases:
+        out.append(f"  scaled = ours x {TABLE3_BASE_TFLOPS} / our base count. {FLOPS_NOTES['base']}")
     return "\n".join(out)
 
 

@@ -138,15 +138,35 @@ def test_six_peft_bench_methods_count_as_table1(plan_of):
     assert tflops["ln_tuning"] == tflops["ia3"] == 0.0  # element-wise only: torch's counter has none
 
 
-def test_run_keys_equal_hydra_s_and_a_run_s(plan_of, compose, cache_dir):
+@pytest.mark.parametrize(
+    ("grid", "job"),
+    [
+        # groups that edit only their own node: configs spliced from one composition
+        ((*TINY_GRID, "method=lora,ia3", "seed=1,2"), lambda c: (*TINY_GRID, f"method={c['method']}")),
+        # the preset edits dataset.prompt_style: a spliced dataset node (ia3 x cola) would lose it
+        (
+            (
+                "experiment=peft_bench",
+                "method=peft_bench/ia3,peft_bench/lora",
+                "dataset=glue/sst2,glue/cola",
+                "seed=1",
+            ),
+            lambda c: (
+                "experiment=peft_bench",
+                f"method=peft_bench/{c['method']}",
+                f"dataset={c['dataset']}",
+            ),
+        ),
+    ],
+)
+def test_run_keys_equal_hydra_s_and_a_run_s(plan_of, compose, grid, job):
     """Each cell's run key is the one `python -m bench` computes for that job."""
     from bench.config.run_key import run_key
 
-    plan = plan_of(*TINY_GRID, "method=lora,ia3", "seed=1,2")
+    plan = plan_of(*grid)
     assert len(plan.cells) == 4
     for cell in plan.cells:
-        cfg = compose(*TINY_GRID, f"method={cell['method']}", f"seed={cell['seed']}")
-        assert cell["run_key"] == run_key(cfg)
+        assert cell["run_key"] == run_key(compose(*job(cell), f"seed={cell['seed']}"))
 
 
 def test_status_reads_each_run_folder(plan_of, tmp_path):
@@ -219,3 +239,18 @@ def test_mirror_sizes_replace_table4(plan_of, shared_mirror):
     n_train = 67_349 - round(67_349 * 0.1)  # the mirror's train split has Table 4's rows
     per_row = cell["est_train_tokens"] / n_train
     assert 20 < per_row < 100  # SST-2 sentences with the instruction and template
+
+
+@pytest.mark.slow  # ~50-80 s on 2 cores: Hydra composes the preset's 135 distinct combinations
+def test_peft_bench_plan_prints_810_cells_as_the_papers(cache_dir, capsys):
+    from bench.plan import main
+
+    assert main(["experiment=peft_bench", f"paths.cache_dir={cache_dir}", "--format", "json"]) == 0
+    out, err = capsys.readouterr()
+    cells = [json.loads(line) for line in out.splitlines()]
+    assert len(cells) == 810
+    assert len({c["run_key"] for c in cells}) == 810
+    for cell in cells:
+        assert cell["trainable_params"] == PAPER_COUNTS[cell["method"]]
+        assert cell["learning_rate"] == PAPER_LR[cell["method"]]
+    assert "beside PEFT-Bench Table 3" in err

@@ -1,74 +1,65 @@
-"""One table, every method on tiny-random through the same checks (peft's test_custom_models style).
+"""Every method YAML under conf/method through the same checks, on tiny-random (peft's test_custom_models).
 
-Per method: some but not all parameters train (full: all) and the count is recorded; one optimisation
-step on a fixed batch lowers the loss; only the method's own parameters change; a short training changes
-greedy generation (soft prompts must be active when generating, peft issue #2123); save then reload
-gives identical logits. A new method is its files plus one row in METHODS.
+The cases are generated from ``conf/method/**/*.yaml``; their expected trainable counts live in one data
+file, ``method_expectations.yaml`` beside this one (a YAML without an entry fails, naming that file).
+
+Per method (top-level YAMLs; the paper presets' variants under ``conf/method/<preset>/`` differ only in
+settings, so they get the count and family checks): some but not all parameters train (full: all);
+one optimisation step on a fixed batch lowers the loss; only the method's own parameters change; a short
+training changes greedy generation (soft prompts must be active when generating, peft issue #2123); save
+then reload gives identical logits; and the full protocol through ``bench.run.run_experiment``
+(validation every 2 of 6 steps, the lowest-validation-loss checkpoint reloaded, evaluated and saved):
+the saved adapter, reloaded, has the best validation loss and generates the run's predictions.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
+from pathlib import Path
 
 import pytest
 import torch
+import yaml
+from omegaconf import OmegaConf
 
+from bench import CONF_DIR
 from bench.config.validate import validate
 from bench.methods import apply_method, count_parameters, load_method, save_method
 from bench.models import load_model_and_tokenizer
 from bench.run import run_experiment
 from tests.conftest import TINY
 
-# name -> (provider, family): the table. Trainable counts on tiny-random are recorded in TRAINABLE.
-METHODS = {
-    "lora": ("peft", "reparametrized"),
-    "dora": ("peft", "reparametrized"),
-    "pissa": ("peft", "reparametrized"),
-    "oft": ("peft", "reparametrized"),
-    "loraplus": ("peft", "reparametrized"),
-    "qlora": ("peft", "reparametrized"),
-    "galore": ("full", "full"),
-    "prompt_tuning": ("peft", "soft_prompt"),
-    "prefix_tuning": ("peft", "soft_prompt"),
-    "p_tuning": ("peft", "soft_prompt"),
-    "p_tuning_v2": ("peft", "soft_prompt"),
-    "mpt": ("peft", "soft_prompt"),
-    "ia3": ("peft", "reparametrized"),
-    "ln_tuning": ("peft", "selective"),
-    "bottleneck": ("adapters", "adapter"),
-    "seq_bottleneck": ("adapters", "adapter"),
-    "parallel_adapter": ("adapters", "adapter"),
-    "bitfit": ("plugin", "selective"),
-    "svft": ("plugin", "reparametrized"),
-    "full": ("full", "full"),
-    "peft": ("peft", "reparametrized"),
-}
-# Trainable parameters on tiny-random (hidden 64, 2 layers, kv 32, intermediate 128); the base has 106,816.
-TRAINABLE = {
-    "lora": 12_288,
-    "dora": 12_544,
-    "pissa": 12_288,
-    "oft": 7_936,
-    "loraplus": 12_288,
-    "qlora": 12_288,
-    "galore": 106_816,
-    "prompt_tuning": 6_400,
-    "prefix_tuning": 83_584,
-    "p_tuning": 696_128,
-    "p_tuning_v2": 4_096,
-    "mpt": 6_564,
-    "ia3": 384,
-    "ln_tuning": 320,
-    "bottleneck": 2_320,
-    "seq_bottleneck": 1_160,
-    "parallel_adapter": 1_160,
-    "bitfit": 1_024,
-    "svft": 1_250,
-    "full": 106_816,
-    "peft": 3_584,
-}
-FULL = {"full", "galore"}
+METHOD_DIR = CONF_DIR / "method"
+EXPECTATIONS = Path(__file__).with_name("method_expectations.yaml")
+
+
+def method_names() -> list[str]:
+    """Every method YAML, as ``method=`` names it (``lora``, ``peft_bench/ia3``)."""
+    return sorted(p.relative_to(METHOD_DIR).with_suffix("").as_posix() for p in METHOD_DIR.rglob("*.yaml"))
+
+
+def expected_counts() -> dict[str, int]:
+    return yaml.safe_load(EXPECTATIONS.read_text()) or {}
+
+
+def expected_trainable(name: str) -> int:
+    counts = expected_counts()
+    if name not in counts:
+        pytest.fail(
+            f"conf/method/{name}.yaml has no expected trainable count on tiny-random: add "
+            f"'{name}: <count>' to {EXPECTATIONS.relative_to(EXPECTATIONS.parents[2])}"
+        )
+    return counts[name]
+
+
+def _trains(name: str) -> bool:
+    """Top-level YAMLs of methods that train (``none`` evaluates the base model only)."""
+    return "/" not in name and OmegaConf.load(METHOD_DIR / f"{name}.yaml").get("provider") != "none"
+
+
+METHODS = method_names()
+TRAINED = [n for n in METHODS if _trains(n)]
 STEP_LR = 1e-3  # one AdamW step this size lowers every method's loss on the fixed batch
 TRAIN_STEPS, TRAIN_LR = 15, 3e-2  # "a short training" that must change greedy generation
 TEXTS = [
@@ -158,7 +149,8 @@ def _check_sequence(name, compose, cache_dir, tmp_path) -> dict:
     changed = {k for k in before if not torch.equal(before[k], after[k])}
     base_changed = {k for k, p in base_params.items() if not torch.equal(base_before[k], p.detach())}
 
-    lr = 1e-3 if name in FULL else TRAIN_LR  # full fine-tuning diverges at soft-prompt rates
+    full = cfg.method.family == "full"
+    lr = 1e-3 if full else TRAIN_LR  # full fine-tuning diverges at soft-prompt rates
     for _ in range(TRAIN_STEPS):
         _step(model, batch, lr)
     tuned_generation = _generate(model, tokenizer)
@@ -185,28 +177,40 @@ def _check_sequence(name, compose, cache_dir, tmp_path) -> dict:
     }
 
 
-def _table(name: str):
-    return pytest.param(name, id=name)
+ALL = [pytest.param(n, id=n) for n in TRAINED]
 
 
-ALL = [_table(n) for n in METHODS]
+def test_every_method_yaml_has_an_expected_count():
+    counts = expected_counts()
+    missing = [n for n in METHODS if n not in counts]
+    assert not missing, f"add the tiny-random trainable counts of {missing} to {EXPECTATIONS}"
+    stale = sorted(set(counts) - set(METHODS))
+    assert not stale, f"{EXPECTATIONS} lists {stale}, which have no YAML under {METHOD_DIR}"
 
 
-@pytest.mark.parametrize("checked", ALL, indirect=True)
-def test_config_matches_table(checked):
-    name, record = checked
-    cfg = record["cfg"]
-    assert (cfg.method.provider, cfg.method.family) == METHODS[name]
+_COUNTED: dict[str, tuple] = {}
 
 
-@pytest.mark.parametrize("checked", ALL, indirect=True)
-def test_trainable_parameters(checked):
-    name, record = checked
-    if name in FULL:
-        assert record["trainable"] == record["total"]
+@pytest.mark.parametrize("name", METHODS)
+def test_trainable_parameters_and_family(compose, cache_dir, name):
+    """The count on tiny-random equals the data file's; the family agrees with what the method built."""
+    expected = expected_trainable(name)
+    cfg = compose("model=tiny-random", f"method={name}", "hardware=cpu")
+    validate(cfg)
+    model, _ = load_model_and_tokenizer(cfg.model, cache_dir)
+    model = apply_method(model, cfg.method)
+    trainable, total = count_parameters(model)
+    assert trainable == expected
+    family = cfg.method.family
+    if family == "full":
+        assert trainable == total
+    elif family == "none":
+        assert trainable == 0
     else:
-        assert 0 < record["trainable"] < record["total"]
-    assert record["trainable"] == TRAINABLE[name]
+        assert 0 < trainable < total
+    configs = getattr(model, "peft_config", {})
+    prompt_learning = any(getattr(c, "is_prompt_learning", False) for c in configs.values())
+    assert prompt_learning == (family == "soft_prompt")
 
 
 @pytest.mark.parametrize("checked", ALL, indirect=True)
@@ -220,7 +224,7 @@ def test_one_step_lowers_the_loss(checked):
 def test_only_the_methods_parameters_change(checked):
     name, record = checked
     assert record["changed"], "nothing changed"
-    if name in FULL:
+    if record["cfg"].method.family == "full":
         return
     assert record["changed"] <= record["own"], sorted(record["changed"] - record["own"])
     assert not record["base_changed"], sorted(record["base_changed"])
@@ -240,6 +244,124 @@ def test_save_then_reload_gives_identical_logits(checked):
     # PiSSA saves a converted rank-2r LoRA against the original base: equal up to float rounding.
     atol = 1e-4 if name == "pissa" else 1e-6
     torch.testing.assert_close(reloaded, logits, atol=atol, rtol=0)
+
+
+# ---- the full protocol through run.py, every method ----------------------------------------------------
+
+# 54 train / 6 validation rows, validation every 2 of 6 steps (three checkpoints to choose from), 4 prompts
+PROTOCOL = (*TINY, "dataset.max_eval_samples=4", "trainer.max_steps=6", "trainer.eval_every=2")
+SAVED_FILE = {  # what each provider's saving writes into adapter/
+    "peft": "adapter_model.safetensors",
+    "plugin": "adapter_model.safetensors",
+    "adapters": "pytorch_adapter.bin",
+    "full": "model.safetensors",
+}
+LAST_LOOKS_WORSE = 10.0  # added to the last validation loss Trainer compares, so the best is an earlier one
+# bench/evaluation/prefix.py kv_cache_works reads a prefix-tuning model's cache (2 tokens + the virtual
+# prefix) as broken, so generation runs with use_cache=False, which peft's prefix tuning cannot do
+# (RuntimeError "expanded size of the tensor"): a known bug outside the method code.
+_PREFIX_GENERATION_BUG = {"prefix_tuning", "p_tuning_v2"}
+_BUG = pytest.mark.xfail(
+    reason="generating with prefix tuning fails: bench/evaluation/prefix.py kv_cache_works", strict=True
+)
+
+
+def _case(name: str):
+    """A matrix case; strict xfail for the known bug above (an XPASS fails: remove the mark then)."""
+    return pytest.param(name, id=name, marks=[_BUG] if name in _PREFIX_GENERATION_BUG else [])
+
+
+PROTOCOL_CASES = [_case(n) for n in TRAINED]
+
+
+def _eval_loss(cfg, model, tokenizer, val_set, output_dir) -> float:
+    """Validation loss as the run's Trainer computes it (same arguments, collator, batches)."""
+    from bench.data.collate import make_collator
+    from bench.length_sampler import LengthGroupedTrainer
+    from bench.training import is_prompt_learning, training_arguments
+
+    args = training_arguments(cfg, output_dir, len(val_set), True, is_prompt_learning(model))
+    trainer = LengthGroupedTrainer(
+        model=model, args=args, eval_dataset=val_set, data_collator=make_collator(model, tokenizer)
+    )
+    return float(trainer.evaluate()["eval_loss"])
+
+
+def _protocol_run(name, overrides, compose, cache_dir, run_dir) -> dict:
+    """One run_experiment whose last validation looks worse than it is (so the best checkpoint is an
+    earlier one, whatever the method learns), then its saved adapter reloaded onto a fresh base:
+    validation loss and predictions of the reloaded model, beside the run's own record."""
+    from bench.data.pipeline import prepare_data
+    from bench.evaluation.predict import predict
+    from bench.length_sampler import LengthGroupedTrainer
+    from bench.methods import load_kwargs
+
+    evaluate = LengthGroupedTrainer.evaluate
+
+    def last_looks_worse(self, *args, **kwargs):
+        metrics = evaluate(self, *args, **kwargs)  # logs the true loss (log_history)
+        if 0 < self.state.max_steps == self.state.global_step:
+            metrics = {**metrics, "eval_loss": metrics["eval_loss"] + LAST_LOOKS_WORSE}
+        return metrics
+
+    cfg = compose(*overrides, f"method={name}")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(LengthGroupedTrainer, "evaluate", last_looks_worse)
+        record = run_experiment(cfg, run_dir)
+    out = {"cfg": cfg, "record": record, "dir": run_dir}
+    if record["status"] != "success":
+        return out
+    history = json.loads((run_dir / "log_history.json").read_text())
+    out["evals"] = {h["step"]: h["eval_loss"] for h in history if "eval_loss" in h}
+    base, tokenizer = load_model_and_tokenizer(cfg.model, cache_dir, **load_kwargs(cfg.method))
+    reloaded = load_method(base, cfg.method, run_dir / "adapter")
+    reloaded.eval()
+    data = prepare_data(cfg, tokenizer)
+    out["reloaded_val_loss"] = _eval_loss(cfg, reloaded, tokenizer, data.val, run_dir / "reeval")
+    out["reloaded_generated"] = [r["generated"] for r in predict(cfg, reloaded, tokenizer, data).rows]
+    out["generated"] = [json.loads(line)["generated"] for line in (run_dir / "predictions.jsonl").open()]
+    return out
+
+
+_RUNS: dict[tuple, dict] = {}
+
+
+@pytest.fixture
+def protocol(request, compose, cache_dir, tmp_path_factory):
+    name = request.param
+    reason = _skip_reason(name)
+    if reason:
+        pytest.skip(reason)
+    if name not in _RUNS:
+        run_dir = tmp_path_factory.mktemp(f"protocol-{name}")
+        _RUNS[name] = _protocol_run(name, PROTOCOL, compose, cache_dir, run_dir)
+    return name, _RUNS[name]
+
+
+@pytest.mark.parametrize("protocol", PROTOCOL_CASES, indirect=True)
+def test_full_protocol_evaluates_and_saves_the_best_checkpoint(protocol):
+    """Validation every 2 steps; the last looks worst, so the best checkpoint is an earlier one: its
+    weights (reloaded by Trainer, or by bench.training for prompt learning) are evaluated and saved."""
+    name, run = protocol
+    record = run["record"]
+    assert record["status"] == "success", record.get("traceback")
+    evals = run["evals"]  # the true validation losses
+    assert sorted(evals) == [2, 4, 6]
+    best_step = min((2, 4), key=evals.get)  # step 6 looked LAST_LOOKS_WORSE worse
+    assert record["best_checkpoint"] == f"checkpoint-{best_step}"
+    assert record["best_val_loss"] == pytest.approx(evals[best_step])
+    assert record["trainable_params"] == expected_trainable(name)
+    # the saved adapter holds the evaluated weights: the best step's validation loss, the run's answers
+    assert run["reloaded_val_loss"] == pytest.approx(evals[best_step], rel=1e-4, abs=1e-5)
+    assert run["reloaded_val_loss"] != pytest.approx(evals[6], rel=1e-4, abs=1e-5)  # not the last weights
+    assert run["reloaded_generated"] == run["generated"]
+    # saved through the provider, with its library's own format
+    cfg = run["cfg"]
+    assert record["method_family"] == cfg.method.family
+    assert (run["dir"] / "adapter" / SAVED_FILE[cfg.method.provider]).exists()
+    if cfg.method.provider in ("peft", "plugin"):
+        saved = json.loads((run["dir"] / "adapter" / "adapter_config.json").read_text())
+        assert saved["peft_type"] == record["peft_type"] == cfg.method.peft_type
 
 
 # ---- start-up errors for methods this machine cannot run --------------------------------------------
@@ -263,33 +385,7 @@ def test_galore_without_its_package_is_a_clear_startup_error(compose, tmp_path):
     assert "pip install galore-torch" in record["error"] and "total_params" not in record
 
 
-# ---- whole runs through run.py: saving goes through the provider; LoRA+ optimizer ----------------------
-
-RUN = ("trainer.max_steps=2", "trainer.eval_every=1.0")
-
-
-@pytest.mark.parametrize(
-    ("name", "saved_file"),
-    [
-        ("bottleneck", "pytorch_adapter.bin"),
-        ("bitfit", "adapter_model.safetensors"),
-        ("svft", "adapter_model.safetensors"),
-        ("pissa", "adapter_model.safetensors"),
-        ("loraplus", "adapter_model.safetensors"),
-        ("mpt", "adapter_model.safetensors"),
-        ("full", "model.safetensors"),
-    ],
-)
-def test_run_saves_through_the_provider(compose, tmp_path, name, saved_file):
-    cfg = compose(*TINY, f"method={name}", *RUN)
-    record = run_experiment(cfg, tmp_path)
-    assert record["status"] == "success", record.get("traceback")
-    assert record["method_family"] == METHODS[name][1]
-    assert record["trainable_params"] == TRAINABLE[name]
-    assert (tmp_path / "adapter" / saved_file).exists()
-    if METHODS[name][0] in ("peft", "plugin"):
-        saved = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
-        assert saved["peft_type"] == record["peft_type"] == cfg.method.peft_type
+# ---- LoRA+ optimizer ------------------------------------------------------------------------------------
 
 
 def test_loraplus_gives_b_a_larger_learning_rate(compose, cache_dir):
@@ -307,4 +403,4 @@ def test_loraplus_gives_b_a_larger_learning_rate(compose, cache_dir):
     ratio = cfg.method.training.loraplus_lr_ratio
     assert lrs["lora_B"] == pytest.approx(lrs["lora_A"] * ratio) and lrs["lora_A"] == cfg.method.learning_rate
     in_optimizer = sum(p.numel() for g in optimizer.param_groups for p in g["params"])
-    assert in_optimizer == count_parameters(model)[0] == TRAINABLE["loraplus"]
+    assert in_optimizer == count_parameters(model)[0] == expected_trainable("loraplus")

@@ -104,11 +104,13 @@ def common_settings(cfg) -> tuple:
         cfg.eval.mode,
         cfg.eval.max_new_tokens,
         cfg.dataset.prompt_style,
+        cfg.metric.convention,
     )
 
 
-# AdamW with warmup 0.1, weight decay 1e-5, cosine; cutoff_len 2048; bf16; greedy, LLaMA-Factory's 1024
-PAPER_COMMON = (0.1, 1e-5, "cosine", 2048, "bf16", "generate", 1024, "paper")
+# AdamW with warmup 0.1, weight decay 1e-5, cosine; cutoff_len 2048; bf16; greedy, LLaMA-Factory's 1024;
+# PEFT-Factory's prompts and compute_metrics.py's scoring
+PAPER_COMMON = (0.1, 1e-5, "cosine", 2048, "bf16", "generate", 1024, "paper", "paper")
 
 
 def per_method(cfg) -> tuple:

@@ -188,13 +188,13 @@ def _cell_label(cfg: DictConfig) -> str:
 
 
 class Composer:
-    """Each cell's job config exactly as Hydra composes it for a ``--multirun`` job, fast.
+    """Each cell's job config exactly as Hydra composes it for a ``--multirun`` job, fast where it can be.
 
-    Hydra composes one config in ~0.45 s here (810 cells: 6 minutes), so the config groups a sweep
+    Hydra composes one config in 0.2-0.45 s here (810 cells: 3-6 minutes), so the config groups a sweep
     varies (model, method, dataset, metric, logger) are loaded once per option and spliced into one
-    composed base; the cell's value overrides are then applied by Hydra's own code. Two cells are composed
-    by Hydra as well and compared; if they differ (e.g. an experiment file that edits a swept group's
-    node), every cell is composed by Hydra.
+    composed base; the cell's value overrides are then applied by Hydra's own code. :meth:`check`
+    composes one spliced cell per swept group with Hydra as well; if any differs (an option or experiment
+    file that edits nodes beyond its own group), Hydra composes each combination of group options once.
     """
 
     def __init__(self, hydra, parser, base_overrides: list[str]) -> None:
@@ -610,8 +610,8 @@ def make_plan(args: list[str], gpu: GPU, utilisation: float) -> Plan:
     plan.cells = [rows[i] for i in sorted(rows)]  # the sweep's own order
     if composer.composed:
         plan.notes.append(
-            f"Hydra composed {len(composer.composed)} combinations of the swept options one by one (~0.45 s "
-            "each): an option or experiment file edits nodes beyond its own group, so splicing is not exact"
+            f"Hydra composed {len(composer.composed)} combinations of the swept options one by one: an "
+            "option or experiment file edits nodes beyond its own group, so splicing is not exact"
         )
     return plan
 

@@ -51,3 +51,34 @@ def atomic_dir(path: str | os.PathLike, marker: str) -> Iterator[Path]:
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def unreadable_file(folder: str | os.PathLike) -> str | None:
+    """The first file in ``folder`` that cannot be read whole (``None``: all can), with the reason.
+
+    Checks what a resume reads: safetensors headers and sizes, JSON, and torch's zip archives (CRCs),
+    so a truncated or garbled file is found before Trainer or peft fail on it with a bare message.
+    """
+    import json
+    import zipfile
+
+    from safetensors import safe_open
+
+    for path in sorted(Path(folder).iterdir()):
+        try:
+            if path.suffix == ".safetensors":
+                with safe_open(str(path), framework="pt") as f:
+                    for name in f.keys():  # noqa: SIM118 (safe_open has no __iter__)
+                        f.get_slice(name)
+            elif path.suffix == ".json" or path.name == ".complete":
+                json.loads(path.read_text())
+            elif path.suffix in (".pt", ".pth", ".bin") and zipfile.is_zipfile(path):
+                with zipfile.ZipFile(path) as archive:
+                    bad = archive.testzip()
+                if bad is not None:
+                    return f"{path}: damaged member {bad}"
+            elif path.suffix in (".pt", ".pth", ".bin"):
+                return f"{path}: not a complete torch archive"
+        except Exception as err:  # noqa: BLE001 (each library raises its own type for a damaged file)
+            return f"{path}: {type(err).__name__}: {err}"
+    return None

@@ -4,12 +4,18 @@ The run writes ``result.json`` (status ``running`` at start; ``success`` or ``fa
 block), ``predictions.jsonl``, the adapter (saved by the method's provider with its library's own saving:
 peft's ``save_pretrained``, adapters' ``save_adapter``, the full model for full fine-tuning) and
 ``log_history.json``.
+
+Nothing computed is lost: checkpoints stay until ``result.json`` says ``success``, and the trained weights
+are saved to ``adapter/`` (its ``.complete`` marker, written last, holds the training record) before the
+FLOP probe and prediction, so a relaunch after a kill there evaluates them (``resumed_from: adapter``)
+instead of training again.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import logging
 import platform
 import shutil
@@ -20,15 +26,19 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from bench.atomic import atomic_dir, unreadable_file
 from bench.config.run_key import run_key
 from bench.errors import Diverged
-from bench.results import git_commit, package_versions, write_json_atomic, write_jsonl_atomic
+from bench.results import git_commit, package_versions, read_result, write_json_atomic, write_jsonl_atomic
 from bench.tracking import log_result, tracker
 
 log = logging.getLogger(__name__)
 
 RESULT_FILE = "result.json"
 PREDICTIONS_FILE = "predictions.jsonl"
+ADAPTER_DIR = "adapter"
+CHECKPOINTS_DIR = "checkpoints"
+TRAINED_MARKER = ".complete"  # in adapter/, written last: the training record of the saved weights
 
 
 def _base_record(cfg: DictConfig) -> dict[str, Any]:
@@ -55,6 +65,9 @@ def run_experiment(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     """Run ``cfg`` into ``run_dir`` and return the result record. Failures are recorded, not raised."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    previous = read_result(run_dir / RESULT_FILE)
+    if previous and previous.get("status") == "success":  # rerun=true: train again, not from the adapter
+        _discard_training(run_dir)
     record = _base_record(cfg)
     write_json_atomic(run_dir / RESULT_FILE, record)
     start = time.perf_counter()
@@ -73,9 +86,69 @@ def run_experiment(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         finally:
             record["wall_time_s"] = round(time.perf_counter() - start, 3)
             record["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-            write_json_atomic(run_dir / RESULT_FILE, record)
+            _write_final(run_dir, record)
             log_result(tracked, record)
+    if record["status"] == "success":  # only now: a kill before this point evaluates the adapter again
+        shutil.rmtree(run_dir / CHECKPOINTS_DIR, ignore_errors=True)
+        if not cfg.save_adapter:
+            shutil.rmtree(run_dir / ADAPTER_DIR, ignore_errors=True)
     return record
+
+
+def _write_final(run_dir: Path, record: dict[str, Any]) -> None:
+    """Write the final record; if that fails (a full disk), record the failure in a smaller record.
+
+    The small record may fit where the full one did not; if even it cannot be written, the error is
+    raised (the file then still says ``running``, and a relaunch evaluates the saved adapter).
+    """
+    try:
+        write_json_atomic(run_dir / RESULT_FILE, record)
+        return
+    except OSError as err:
+        log.error("could not write %s: %s", run_dir / RESULT_FILE, err)
+        record.update(status="failed", error=f"writing {RESULT_FILE}: {type(err).__name__}: {err}")
+        record["traceback"] = traceback.format_exc()
+    small = {k: record.get(k) for k in ("status", "error", "run_key", "model", "method", "dataset", "seed")}
+    write_json_atomic(run_dir / RESULT_FILE, {**small, "traceback": record["traceback"]})
+
+
+def save_trained(model, method, run_dir: Path, trained: dict[str, Any]) -> None:
+    """Save the trained weights to ``run_dir/adapter`` with the training record as its completion marker.
+
+    Written into a temporary folder and renamed into place, so ``adapter/`` with its marker is always
+    complete; the method's library does the saving (:func:`bench.methods.save_method`).
+    """
+    from bench.methods import save_method
+
+    folder = run_dir / ADAPTER_DIR
+    shutil.rmtree(folder, ignore_errors=True)  # an incomplete one from a killed save, or a finished rerun's
+    with atomic_dir(folder, TRAINED_MARKER) as tmp:
+        if not save_method(model, method, tmp):
+            return  # nothing to save (the method has no weights of its own)
+        write_json_atomic(tmp / TRAINED_MARKER, trained)
+
+
+def read_trained(run_dir: Path) -> dict[str, Any] | None:
+    """The training record of a complete saved adapter, or None (train); a broken one is named, not used."""
+    marker = Path(run_dir) / ADAPTER_DIR / TRAINED_MARKER
+    if not marker.exists():
+        return None
+    problem = unreadable_file(marker.parent)
+    if problem is None:
+        try:
+            trained = json.loads(marker.read_text())
+            if {"trainable_params", "total_params", "train_steps"} <= set(trained):
+                return trained
+            problem = f"{marker}: incomplete training record"
+        except (OSError, ValueError) as err:
+            problem = f"{marker}: {err}"
+    log.warning("saved adapter unusable (%s): training again; delete %s to silence this", problem, marker)
+    return None
+
+
+def _discard_training(run_dir: Path) -> None:
+    (run_dir / ADAPTER_DIR / TRAINED_MARKER).unlink(missing_ok=True)
+    shutil.rmtree(run_dir / CHECKPOINTS_DIR, ignore_errors=True)
 
 
 def _execute(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
@@ -87,7 +160,7 @@ def _execute(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     from bench.data.pipeline import prepare_data
     from bench.evaluation.predict import predict
     from bench.measure import PeakMemory, base_forward_flops, forward_flops
-    from bench.methods import apply_method, check_requirements, count_parameters, load_kwargs, save_method
+    from bench.methods import apply_method, check_requirements, count_parameters, load_kwargs, load_method
     from bench.models import load_model_and_tokenizer
     from bench.training import effective_learning_rate, train
 
@@ -108,10 +181,16 @@ def _execute(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     probe = cfg.metric.pscp.probe_tokens
     # before the method: the reference for extra FLOPs (counted once per architecture, then from disk)
     base_flops = base_forward_flops(model, probe, cfg.paths.cache_dir)
-    set_seed(cfg.seed)  # the method's initialisation depends on the seed only, not on what loaded before
-    model = apply_method(model, cfg.method)
+    trained = read_trained(run_dir) if cfg.method.provider != "none" else None
+    if trained is not None:  # a relaunch after a kill in evaluation or the result write: training is done
+        log.info("evaluating the adapter of a finished training (%s): not training again", ADAPTER_DIR)
+        model = load_method(model, cfg.method, run_dir / ADAPTER_DIR)
+        trainable, total = trained["trainable_params"], trained["total_params"]
+    else:
+        set_seed(cfg.seed)  # the method's initialisation depends on the seed only, not on what loaded before
+        model = apply_method(model, cfg.method)
+        trainable, total = count_parameters(model)
     _to_device(model, device)
-    trainable, total = count_parameters(model)
     out: dict[str, Any] = {
         "device": device,
         "total_params": total,
@@ -130,24 +209,26 @@ def _execute(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     if cfg.method.provider != "none":
         if trainable == 0:
             raise RuntimeError(f"method {cfg.method.name!r} left no trainable parameters")
-        checkpoints = run_dir / "checkpoints"
-        with PeakMemory(device) as peak:
-            outcome = train(cfg, model, tokenizer, data.train, data.val, checkpoints)
-        model = outcome.model  # the best checkpoint's weights are the ones saved and evaluated
-        write_json_atomic(run_dir / "log_history.json", outcome.log_history)
-        out.update(
-            trainable_params=outcome.trainable_params,
-            train_runtime_s=round(outcome.train_runtime_s, 3),
-            train_samples_per_s=round(outcome.train_samples_per_s, 3),
-            train_steps=outcome.steps,
-            best_checkpoint=Path(outcome.best_checkpoint).name if outcome.best_checkpoint else None,
-            best_val_loss=outcome.best_val_loss,
-            resumed_from=outcome.resumed_from,
-            peak_memory_bytes=peak.peak_bytes,
-        )
-        if cfg.save_adapter:
-            save_method(model, cfg.method, run_dir / "adapter")
-        shutil.rmtree(checkpoints, ignore_errors=True)  # the best one is saved as the adapter
+        if trained is not None:
+            out.update(trained, resumed_from=ADAPTER_DIR)
+        else:
+            with PeakMemory(device) as peak:
+                outcome = train(cfg, model, tokenizer, data.train, data.val, run_dir / CHECKPOINTS_DIR)
+            model = outcome.model  # the best checkpoint's weights are the ones saved and evaluated
+            write_json_atomic(run_dir / "log_history.json", outcome.log_history)
+            trained = {
+                "trainable_params": outcome.trainable_params,
+                "total_params": total,
+                "train_runtime_s": round(outcome.train_runtime_s, 3),
+                "train_samples_per_s": round(outcome.train_samples_per_s, 3),
+                "train_steps": outcome.steps,
+                "best_checkpoint": Path(outcome.best_checkpoint).name if outcome.best_checkpoint else None,
+                "best_val_loss": outcome.best_val_loss,
+                "peak_memory_bytes": peak.peak_bytes,
+            }
+            # Kept until the result is written: a relaunch evaluates it instead of training again.
+            save_trained(model, cfg.method, run_dir, trained)
+            out.update(trained, resumed_from=outcome.resumed_from)
 
     tuned_flops = forward_flops(model, probe) if cfg.method.provider != "none" else base_flops
     out.update(base_flops=base_flops, flops_delta=max(0, tuned_flops - base_flops))

@@ -10,10 +10,12 @@ the saved adapter.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import shutil
 import sys
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -155,16 +157,48 @@ COMPLETE_MARKER = ".complete"  # written into a checkpoint folder once Trainer h
 
 
 def latest_complete_checkpoint(output_dir: Path) -> Path | None:
-    """The newest ``checkpoint-N`` holding the completion marker; half-written ones are ignored."""
+    """The newest ``checkpoint-N`` holding the completion marker whose files all read whole.
+
+    Half-written ones (no marker) are ignored; a marked one with a damaged file (a truncated safetensors,
+    bad JSON) is named in a warning and moved aside to ``corrupt-checkpoint-N`` (out of Trainer's
+    rotation), and the previous complete one is used.
+    """
+    from bench.atomic import unreadable_file
+
     done = [p for p in output_dir.glob("checkpoint-*") if (p / COMPLETE_MARKER).exists()]
-    return max(done, key=lambda p: int(p.name.split("-")[-1])) if done else None
+    for folder in sorted(done, key=lambda p: int(p.name.split("-")[-1]), reverse=True):
+        problem = unreadable_file(folder)
+        if problem is None:
+            return folder
+        aside = folder.with_name(f"corrupt-{folder.name}")
+        log.warning("checkpoint unreadable (%s): moved to %s, resuming from an older one", problem, aside)
+        shutil.rmtree(aside, ignore_errors=True)
+        folder.rename(aside)
+    return None
 
 
-def _callbacks() -> list:
-    """Loss logs to logging (Hydra's job log), divergence checks, checkpoint completion markers."""
+def checkpoint_runtime(checkpoint: Path | None) -> float:
+    """Training seconds up to ``checkpoint``, over all the segments that led to it (0 if unknown)."""
+    if checkpoint is None:
+        return 0.0
+    try:
+        saved = json.loads((checkpoint / COMPLETE_MARKER).read_text())
+    except (OSError, ValueError):
+        return 0.0
+    return float(saved.get("train_runtime_s", 0.0)) if isinstance(saved, dict) else 0.0
+
+
+def _callbacks(prior_runtime_s: float = 0.0) -> list:
+    """Loss logs to logging (Hydra's job log), divergence checks, checkpoint completion markers (with the
+    training seconds so far, ``prior_runtime_s`` from the segments before a resume included)."""
     from transformers import TrainerCallback
 
     class Protocol(TrainerCallback):
+        started = time.perf_counter()
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.started = time.perf_counter()
+
         def on_log(self, args, state, control, logs=None, **kwargs):
             logs = logs or {}
             shown = {k: round(v, 5) if isinstance(v, float) else v for k, v in logs.items()}
@@ -176,7 +210,9 @@ def _callbacks() -> list:
         def on_save(self, args, state, control, **kwargs):
             folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
             if folder.is_dir():
-                (folder / COMPLETE_MARKER).write_text(str(state.global_step))
+                runtime = prior_runtime_s + time.perf_counter() - self.started
+                marker = {"step": state.global_step, "train_runtime_s": round(runtime, 3)}
+                (folder / COMPLETE_MARKER).write_text(json.dumps(marker))
 
     return [Protocol()]
 
@@ -201,9 +237,10 @@ def train(cfg: DictConfig, model, tokenizer, train_set, val_set, output_dir: Pat
         optimizers=(optimizer, None),  # the scheduler is always Trainer's (cosine, warmup)
     )
     trainer.remove_callback(PrinterCallback)
-    for callback in _callbacks():
-        trainer.add_callback(callback)
     resume = latest_complete_checkpoint(output_dir) if output_dir.exists() else None
+    prior_runtime_s = checkpoint_runtime(resume)
+    for callback in _callbacks(prior_runtime_s):
+        trainer.add_callback(callback)
     if resume is not None:
         log.info("resuming from %s", resume)
         for partial in output_dir.glob("checkpoint-*"):  # a kill mid-save left these: not trusted
@@ -230,17 +267,40 @@ def train(cfg: DictConfig, model, tokenizer, train_set, val_set, output_dir: Pat
         state.best_metric,
         state.best_model_checkpoint,
     )
+    # Trainer reports the last segment's time against the whole run's samples: add the segments up.
+    segment = float(result.metrics["train_runtime"])
+    samples = float(result.metrics["train_samples_per_second"]) * segment
+    runtime = prior_runtime_s + segment
+    history = _whole_run_history(list(state.log_history), runtime, samples, resumed=resume is not None)
     return TrainOutcome(
         trainable_params=int(trainable),
-        train_runtime_s=float(result.metrics["train_runtime"]),
-        train_samples_per_s=float(result.metrics["train_samples_per_second"]),
+        train_runtime_s=runtime,
+        train_samples_per_s=samples / runtime if runtime else 0.0,
         steps=int(state.global_step),
         best_checkpoint=state.best_model_checkpoint,
         best_val_loss=state.best_metric,
-        log_history=list(state.log_history),
+        log_history=history,
         resumed_from=resume.name if resume else None,
         model=model,
     )
+
+
+def _whole_run_history(history: list[dict], runtime: float, samples: float, resumed: bool) -> list[dict]:
+    """Trainer's log history with its closing entry for the whole run, not the last segment.
+
+    The closing entry gets the summed runtime and throughput; after a resume its ``train_loss`` (Trainer's
+    mean over the last segment's steps only) is dropped, since the steps before the resume are known only
+    through the logged window means. The per-step ``loss`` entries equal an uninterrupted run's except a
+    window that spans the resume point (Trainer's running loss is not checkpointed: that entry averages the
+    steps after the resume only); checkpoints every ``logging_steps`` multiple make them all equal.
+    """
+    for entry in history:
+        if "train_runtime" in entry:
+            entry["train_runtime"] = round(runtime, 4)
+            entry["train_samples_per_second"] = round(samples / runtime, 3) if runtime else 0.0
+            if resumed:
+                entry.pop("train_loss", None)
+    return history
 
 
 def load_best_prompt_checkpoint(cfg: DictConfig, model, checkpoint: Path):

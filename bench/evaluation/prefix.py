@@ -46,13 +46,28 @@ def expanded_cache(prefix_kv, batch: int):
     return cache
 
 
+def virtual_tokens(model) -> int:
+    """Positions a peft prompt-learning model puts before the input (soft prompt or key/value prefix)
+    in every layer's cache; 0 for other models."""
+    config = getattr(model, "active_peft_config", None)
+    if not getattr(config, "is_prompt_learning", False):
+        return 0
+    return int(config.num_virtual_tokens)
+
+
 def kv_cache_works(model) -> bool:
-    """Whether a forward pass fills the KV cache it returns. The ``adapters`` library's attention
-    (1.3.0 with transformers 4.57) leaves it empty, so cached generation would continue from nothing:
-    such models generate with ``use_cache=False`` (every step re-reads the whole sequence)."""
+    """Whether a forward pass fills the KV cache it returns: after 2 tokens every layer holds 2 positions,
+    plus the virtual tokens of a soft prompt or prefix (peft caches them with the input, and cached
+    generation continues from them: prompt tuning, P-Tuning, MPT, prefix tuning, P-Tuning v2). The
+    ``adapters`` library's attention (1.3.0 with transformers 4.57) leaves it empty, so cached generation
+    would continue from nothing: such models generate with ``use_cache=False`` (every step re-reads the
+    whole sequence)."""
     ids = torch.tensor([[1, 2]], device=next(model.parameters()).device)
     cache = model(input_ids=ids, use_cache=True, logits_to_keep=1).past_key_values
     layers = getattr(cache, "layers", None)
     if layers is None:  # a legacy tuple cache or another Cache type: trust it
         return cache is not None
-    return bool(layers) and all(layer.keys is not None and layer.keys.shape[-2] == 2 for layer in layers)
+    expected = 2 + virtual_tokens(model)
+    return bool(layers) and all(
+        layer.keys is not None and layer.keys.shape[-2] == expected for layer in layers
+    )

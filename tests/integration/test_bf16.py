@@ -8,9 +8,12 @@ unmerged (``merged_for_inference``) because merging a small update into bf16 wei
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import torch
 
+from bench import CONF_DIR
 from tests.conftest import TINY
 
 BF16 = ("hardware=cpu", "hardware.precision=bf16")
@@ -130,3 +133,52 @@ def test_bf16_evaluation_keeps_the_trained_update(compose, cache_dir):
         with merged_for_inference(fp32):
             assert any(getattr(m, "merged", False) for m in fp32.modules())
     assert (unmerged - reference).abs().max() <= _bf16_resolution(reference)  # bf16 compute, same model
+
+
+def _method_names() -> list[str]:
+    """Every top-level method YAML (the paper presets' variants differ only in settings)."""
+    return sorted(p.stem for p in (CONF_DIR / "method").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("method", _method_names())
+def test_every_method_runs_in_bf16(compose, tmp_path, monkeypatch, method):
+    """Each method, two steps on tiny-random with bf16 weights and bf16 autocast, through run_experiment:
+    success, a bf16 base, and only fp32 parameters reach the optimizer."""
+    import bench.training
+    from bench.errors import ConfigError
+    from bench.methods import check_requirements
+    from bench.run import run_experiment
+
+    cfg = compose(
+        *TINY,
+        *BF16,
+        f"method={method}",
+        "dataset.max_train_samples=16",
+        "dataset.max_eval_samples=4",
+        "trainer.max_steps=2",
+        "trainer.batch_size=4",
+        "trainer.eval_every=1.0",
+        f"paths.results_dir={tmp_path}",
+    )
+    try:
+        check_requirements(cfg.method)
+    except ConfigError as err:  # qlora: a CUDA GPU; galore: galore-torch (the message says which)
+        pytest.skip(f"{method} cannot run here: {err}")
+    seen: dict[str, set] = {}
+    train = bench.training.train
+
+    def recording_train(cfg, model, *args, **kwargs):
+        seen["trainable"] = {p.dtype for p in model.parameters() if p.requires_grad}
+        seen["frozen"] = {p.dtype for p in model.parameters() if not p.requires_grad}
+        return train(cfg, model, *args, **kwargs)
+
+    monkeypatch.setattr(bench.training, "train", recording_train)
+    start = time.perf_counter()
+    record = run_experiment(cfg, tmp_path / method)
+    assert record["status"] == "success", record.get("traceback")
+    if cfg.method.provider == "none":
+        return
+    assert seen["trainable"] == {torch.float32}, seen
+    if cfg.method.provider != "full":  # full fine-tuning: every weight is a fp32 master weight
+        assert torch.bfloat16 in seen["frozen"], seen
+    print(f"{method}: {time.perf_counter() - start:.1f} s")

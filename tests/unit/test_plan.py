@@ -91,6 +91,8 @@ def test_meta_flops_equal_the_count_on_real_weights(compose, cache_dir):
     assert meta_forward_flops(meta, 64) == forward_flops(real, 64)
     tuned_real, tuned_meta = apply_method(real, cfg.method), apply_method(meta, cfg.method)
     assert meta_forward_flops(tuned_meta, 64) == forward_flops(tuned_real, 64)
+    sdpa, _ = load_model_and_tokenizer(cfg.model, cache_dir, attn_implementation="sdpa")
+    assert forward_flops(sdpa, 64) < meta_forward_flops(meta, 64)  # the CPU SDPA kernel is not counted
 
 
 def test_llama3_8b_flops_by_hand(compose):
@@ -136,6 +138,28 @@ def test_six_peft_bench_methods_count_as_table1(plan_of):
     tflops = {m: c["extra_inference_flops"] / 1e12 for m, c in cells.items()}
     assert tflops["prompt_tuning"] == pytest.approx(1.5599, abs=1e-4)  # 100 virtual tokens (by hand above)
     assert tflops["ln_tuning"] == tflops["ia3"] == 0.0  # element-wise only: torch's counter has none
+    # scaled to the paper's base count (8.38 TFLOPs), the virtual tokens cost what Table 3 says
+    base = plan.counts[("llama-3-8b-instruct", "lora")].base_flops / 1e12
+    for method, paper in (("prompt_tuning", 1.67), ("p_tuning", 1.68), ("prefix_tuning", 0.01)):
+        assert tflops[method] * 8.38 / base == pytest.approx(paper, abs=0.005)
+
+
+def test_gpu_hours_by_hand(compose):
+    """2 epochs of 90 rows x 50 tokens at 2 MFLOPs a token (frozen base: x 2, plus 2 x 1,000 trainable
+    per token), 2 validation passes over 10 rows and one over 10 test rows, fp32 (TF32 peaks), 30%."""
+    from bench.plan import GPUS, Counts, DataSize, estimate
+
+    cfg = compose(*TINY_GRID, "method=lora", "trainer.num_train_epochs=2", "trainer.batch_size=4",
+                  "trainer.eval_every=0.5", "dataset.val_fraction=0.1")  # fmt: skip
+    counts = Counts(
+        trainable_params=1_000, total_params=100_000, base_flops=512 * 10**6, tuned_flops=1024 * 10**6
+    )
+    size = DataSize(train_rows=100, test_rows=10, tokens_per_row=50.0, longest_row_tokens=80, source="table4")
+    flops = 2 * 90 * 50 * (2e6 * 2 + 2 * 1_000) + (2 * 10 + 10) * 50 * 2e6
+    for gpu, peak in (("a100-40gb", 156e12), ("h100", 495e12)):
+        est = estimate(cfg, counts, size, GPUS[gpu], 0.3)
+        assert est["est_train_tokens"] == 9_000
+        assert est["est_gpu_hours"] == pytest.approx(flops / (peak * 0.3) / 3600, rel=1e-12)
 
 
 @pytest.mark.parametrize(
@@ -254,3 +278,6 @@ def test_peft_bench_plan_prints_810_cells_as_the_papers(cache_dir, capsys):
         assert cell["trainable_params"] == PAPER_COUNTS[cell["method"]]
         assert cell["learning_rate"] == PAPER_LR[cell["method"]]
     assert "beside PEFT-Bench Table 3" in err
+    hours = sum(c["est_gpu_hours"] for c in cells)  # README: ~9,400 A100-hours at 30%, 75 cells over 40 GiB
+    assert 8_000 < hours < 11_000
+    assert sum(c["oom_risk"] for c in cells) == 75

@@ -16,20 +16,70 @@ def _job(cfg) -> dict:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
+    from bench.lock import run_lock
     from bench.run import run_experiment
-    from bench.sweep import finished, record_outcome
 
     hydra_cfg = HydraConfig.get()
     run_dir = hydra_cfg.runtime.output_dir
-    done = None if cfg.rerun else finished(run_dir)
-    if done is not None:  # the same config already succeeded here: nothing to redo
-        log.info("%s: already succeeded, skipped (rerun=true runs it again)", done["run_key"])
-        if hydra_cfg.mode == RunMode.MULTIRUN:
-            record_outcome(hydra_cfg.sweep.dir, "skipped", done, run_dir)
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    done = _finished(
+        cfg, run_dir, hydra_cfg, multirun
+    )  # no lock taken: a finished run's files stay as they are
+    if done is not None:
         return done
-    record = run_experiment(cfg, run_dir)
+    with run_lock(run_dir):  # one process per run folder; a second launch waits, naming the holder
+        done = _finished(cfg, run_dir, hydra_cfg, multirun)  # the holder we waited for finished it
+        if done is not None:
+            return done
+        _save_hydra_files(cfg, run_dir)
+        record = run_experiment(cfg, run_dir)
+    return _report(record, hydra_cfg, multirun)
+
+
+def _finished(cfg, run_dir, hydra_cfg, multirun: bool) -> dict | None:
+    """The record of this run if it already succeeded (then skipped and counted as such), else None."""
+    from bench.sweep import finished, record_outcome
+
+    done = None if cfg.rerun else finished(run_dir)
+    if done is not None:
+        log.info("%s: already succeeded, skipped (rerun=true runs it again)", done["run_key"])
+        if multirun:
+            record_outcome(hydra_cfg.sweep.dir, "skipped", done, run_dir)
+    return done
+
+
+def _save_hydra_files(cfg, run_dir) -> None:
+    """``.hydra/{config,hydra,overrides}.yaml`` as Hydra writes them, but only once the run is ours to do.
+
+    ``hydra.output_subdir`` is null (conf/config.yaml), so Hydra does not write them before the job
+    starts: a relaunch that skips a finished run leaves that run's record of its config untouched.
+    """
+    from pathlib import Path
+
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    from bench.atomic import atomic_file
+
+    hydra_node = HydraConfig.instance().cfg  # {hydra: ...}
+    folder = Path(run_dir) / ".hydra"
+    for name, data in (
+        ("config.yaml", cfg),
+        ("hydra.yaml", hydra_node),
+        ("overrides.yaml", hydra_node.hydra.overrides.task),
+    ):
+        with atomic_file(folder / name) as tmp:
+            OmegaConf.save(data, tmp)
+
+
+def _report(record: dict, hydra_cfg, multirun: bool) -> dict:
+    from hydra.types import RunMode
+
+    from bench.sweep import record_outcome
+
+    run_dir = hydra_cfg.runtime.output_dir
     status = record["status"]
-    if hydra_cfg.mode == RunMode.MULTIRUN:
+    if multirun:
         record_outcome(hydra_cfg.sweep.dir, status, record, run_dir)
     if status == "success":
         log.info(
@@ -71,6 +121,10 @@ def main() -> None:
     register_configs()
     register_resolver()
     hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")(_job)()
+    from bench import sweep
+
+    if sweep.failed_jobs:  # after the summary: a scheduler or CI sees that the sweep is not complete
+        sys.exit(1)
 
 
 if __name__ == "__main__":

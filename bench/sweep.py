@@ -22,6 +22,9 @@ from bench.results import read_result
 log = logging.getLogger("bench.sweep")
 
 SWEEP_ID_ENV = "PEFTBENCH_SWEEP_ID"
+FAILED_OUTCOMES = ("failed", "diverged")
+# Jobs of the last multirun of this process that failed or diverged: ``python -m bench`` then exits 1.
+failed_jobs = 0
 
 
 def finished(run_dir: str | Path) -> dict[str, Any] | None:
@@ -57,7 +60,7 @@ def summarize(lines: list[dict[str, Any]]) -> str:
     rest = [
         f"  {line['outcome']}: {line['run_key']}: {line['error']}\n    log: {line['log']}"
         for line in lines
-        if line["outcome"] in ("failed", "diverged")
+        if line["outcome"] in FAILED_OUTCOMES
     ]
     return "\n".join([f"sweep summary: {head}", *rest])
 
@@ -72,5 +75,7 @@ class SweepSummary(Callback):
         path = _outcomes_file(config.hydra.sweep.dir)
         if path is None or not path.exists():
             return
+        global failed_jobs
         lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
         log.info("%s", summarize(lines))
+        failed_jobs = sum(line["outcome"] in FAILED_OUTCOMES for line in lines)

@@ -33,23 +33,32 @@ def test_relaunch_skips_finished_runs_and_redoes_failed_ones(tmp_path, cache_dir
     grid = ("method=lora,ia3", "seed=1,2")
     first = _bench("--multirun", *grid, *common)
     assert first.returncode == 0 and _summary(first) == "success 4, skipped 0, failed 0, diverged 0"
-    results = sorted(tmp_path.glob("*/result.json"))
-    stamps = {p: p.stat().st_mtime_ns for p in results}
+    assert (tmp_path / first_run_dir(tmp_path) / ".hydra" / "overrides.yaml").exists()
+    # Every file of the finished runs but the append-only job log (bench.log gets the "skipped" line).
+    files = [p for p in tmp_path.glob("*/**/*") if p.is_file() and p.name != "bench.log"]
+    stamps = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in files}
 
-    again = _bench("--multirun", *grid, *common)  # the finished 2x2 grid: nothing trains
-    assert _summary(again) == "success 0, skipped 4, failed 0, diverged 0"
+    # The finished 2x2 grid, relaunched with settings outside the run identity: nothing trains.
+    again = _bench("--multirun", *grid, *common, "hardware.num_threads=1", "eval.batch_size=5")
+    assert again.returncode == 0 and _summary(again) == "success 0, skipped 4, failed 0, diverged 0"
     assert "trained " not in again.stdout + again.stderr
-    assert all(p.stat().st_mtime_ns == stamps[p] for p in results)  # finished results untouched
+    untouched = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in files}
+    assert untouched == stamps  # result.json, .hydra/config.yaml, overrides.yaml, adapter: as they were
 
     # A run that fails (its mirror is missing) is listed with its log; the sweep goes on.
     failing = _bench(
         "--multirun", "method=lora,none", "dataset=glue/sst2", "data.mirror=/nonexistent", *common
     )
     assert _summary(failing) == "success 0, skipped 0, failed 2, diverged 0"
+    assert failing.returncode == 1  # after the summary: the sweep did not complete
     text = failing.stdout + failing.stderr
     assert "failed: tiny-random__lora__glue-sst2" in text and "log: " in text
     mixed = _bench("--multirun", "method=lora,ia3,none", "seed=1", *common)
-    assert _summary(mixed) == "success 1, skipped 2, failed 0, diverged 0"
+    assert mixed.returncode == 0 and _summary(mixed) == "success 1, skipped 2, failed 0, diverged 0"
+
+
+def first_run_dir(results):
+    return next(p.name for p in sorted(results.iterdir()) if p.is_dir() and not p.name.startswith("."))
 
 
 def test_failed_run_is_redone_once_its_cause_is_fixed(compose, tmp_path, shared_mirror):

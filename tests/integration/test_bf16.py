@@ -135,12 +135,18 @@ def test_bf16_evaluation_keeps_the_trained_update(compose, cache_dir):
     assert (unmerged - reference).abs().max() <= _bf16_resolution(reference)  # bf16 compute, same model
 
 
-def _method_names() -> list[str]:
+# The failures issue 15 found, end to end in the default run; the other methods are marked slow (all 22:
+# ~110 s on 2 idle cores, ~5 s each; these five: ~25 s).
+IN_CI = {"bitfit", "full", "ln_tuning", "lora", "prefix_tuning"}
+
+
+def _method_params() -> list:
     """Every top-level method YAML (the paper presets' variants differ only in settings)."""
-    return sorted(p.stem for p in (CONF_DIR / "method").glob("*.yaml"))
+    names = sorted(p.stem for p in (CONF_DIR / "method").glob("*.yaml"))
+    return [pytest.param(n, marks=() if n in IN_CI else pytest.mark.slow) for n in names]
 
 
-@pytest.mark.parametrize("method", _method_names())
+@pytest.mark.parametrize("method", _method_params())
 def test_every_method_runs_in_bf16(compose, tmp_path, monkeypatch, method):
     """Each method, two steps on tiny-random with bf16 weights and bf16 autocast, through run_experiment:
     success, a bf16 base, and only fp32 parameters reach the optimizer."""
@@ -153,11 +159,12 @@ def test_every_method_runs_in_bf16(compose, tmp_path, monkeypatch, method):
         *TINY,
         *BF16,
         f"method={method}",
-        "dataset.max_train_samples=16",
-        "dataset.max_eval_samples=4",
+        "dataset.max_train_samples=8",
+        "dataset.max_eval_samples=2",
+        "dataset.val_fraction=0",  # no validation pass: the fp32 protocol is tested in test_methods
         "trainer.max_steps=2",
         "trainer.batch_size=4",
-        "trainer.eval_every=1.0",
+        "save_adapter=false",
         f"paths.results_dir={tmp_path}",
     )
     try:

@@ -125,3 +125,44 @@ def test_corrupt_newest_checkpoint_falls_back_and_time_adds_up(compose, tmp_path
     closing = json.loads((tmp_path / "log_history.json").read_text())[-1]
     assert closing["train_runtime"] == pytest.approx(resumed["train_runtime_s"], abs=1e-2)
     assert "train_loss" not in closing  # the last segment's mean is not the run's
+
+
+def test_sigkill_during_prediction_then_relaunch_does_not_train(tmp_path, cache_dir):
+    """A real SIGKILL once the adapter is saved (200 test prompts one by one: seconds of prediction)."""
+    import subprocess
+    import sys
+
+    from bench import PROJECT_DIR
+
+    args = (
+        "model=tiny-random",
+        "dataset.max_train_samples=60",
+        "dataset.max_eval_samples=200",
+        "eval.batch_size=1",
+        "trainer.max_steps=4",
+        "trainer.eval_every=0.5",
+        f"paths.results_dir={tmp_path}",
+        f"paths.cache_dir={cache_dir}",
+    )
+    proc = subprocess.Popen([sys.executable, "-m", "bench", *args], cwd=PROJECT_DIR)
+    deadline = time.time() + 240
+    while not list(tmp_path.glob("*/adapter/.complete")):
+        assert proc.poll() is None, "the run ended before it could be killed"
+        assert time.time() < deadline, "no adapter within 240 s"
+        time.sleep(0.02)
+    proc.kill()
+    proc.wait()
+    (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    assert json.loads((run_dir / "result.json").read_text())["status"] == "running"
+    assert not (run_dir / "predictions.jsonl").exists()  # killed during prediction
+    steps = [line for line in (run_dir / "bench.log").read_text().splitlines() if "trained 4 steps" in line]
+
+    out = subprocess.run(
+        [sys.executable, "-m", "bench", *args], cwd=PROJECT_DIR, capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    record = json.loads((run_dir / "result.json").read_text())
+    assert record["status"] == "success" and record["resumed_from"] == "adapter"
+    assert record["train_steps"] == 4 and record["n_test"] == 200
+    after = [line for line in (run_dir / "bench.log").read_text().splitlines() if "trained 4 steps" in line]
+    assert len(steps) == len(after) == 1  # the relaunch logged no training

@@ -177,6 +177,7 @@ def _execute(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         cfg.model, cfg.paths.cache_dir, cfg.hardware.precision, **load_kwargs(cfg.method)
     )  # hardware.precision=bf16: bf16 base weights (bench.models.weights_dtype)
     data = prepare_data(cfg, tokenizer)  # data errors surface before the method is applied
+    _check_eval_cadence(cfg, data.train)
     _to_device(model, device)
     probe = cfg.metric.pscp.probe_tokens
     # before the method: the reference for extra FLOPs (counted once per architecture, then from disk)
@@ -254,6 +255,21 @@ def _execute(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         cfg.metric.pscp,
     )
     return out
+
+
+def _check_eval_cadence(cfg: DictConfig, train_set) -> None:
+    """A step count ``trainer.eval_every`` beyond an epoch-sized run: no validation, no checkpoint."""
+    from bench.errors import ConfigError
+    from bench.training import steps_between_evals, total_steps
+
+    if train_set is None or cfg.method.provider == "none":
+        return
+    every, steps = steps_between_evals(cfg, len(train_set)), total_steps(cfg, len(train_set))
+    if every > steps:
+        raise ConfigError(
+            f"trainer.eval_every={cfg.trainer.eval_every} steps is more than the run's {steps} steps: no "
+            "validation and no checkpoint would happen; use a fraction (0.05: every 5%) or fewer steps."
+        )
 
 
 def metrics_record(metrics, metrics_paper, paper_headline, cfg) -> dict[str, Any]:

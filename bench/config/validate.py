@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from omegaconf import DictConfig
+import re
+
+from omegaconf import DictConfig, OmegaConf
 
 from bench.config.schema import LABEL_TASKS, METHOD_FAMILIES, METRIC_CONVENTIONS, TASK_TYPES
 from bench.errors import ConfigError
@@ -26,11 +28,56 @@ def resolve_device(requested: str) -> str:
     return requested
 
 
+def numeric_problems(cfg: DictConfig) -> list[str]:
+    """Every numeric knob out of range, each with its fix (all at once: one relaunch fixes them all)."""
+    t, problems = cfg.trainer, []
+
+    def need(ok: bool, message: str) -> None:
+        if not ok:
+            problems.append(message)
+
+    for key in ("trainer.batch_size", "trainer.eval_batch_size", "trainer.gradient_accumulation_steps"):
+        value = OmegaConf.select(cfg, key)
+        need(value >= 1, f"{key}={value} must be at least 1.")
+    need(cfg.eval.batch_size >= 1, f"eval.batch_size={cfg.eval.batch_size} must be at least 1.")
+    lr = t.learning_rate if t.learning_rate is not None else cfg.method.learning_rate
+    key = "trainer.learning_rate" if t.learning_rate is not None else "method.learning_rate"
+    need(lr > 0, f"{key}={lr} must be positive.")
+    need(0.0 <= t.warmup_ratio <= 1.0, f"trainer.warmup_ratio={t.warmup_ratio} must be in [0, 1].")
+    need(t.weight_decay >= 0, f"trainer.weight_decay={t.weight_decay} must be >= 0.")
+    need(t.max_grad_norm >= 0, f"trainer.max_grad_norm={t.max_grad_norm} must be >= 0 (0: no clipping).")
+    need(t.logging_steps >= 1, f"trainer.logging_steps={t.logging_steps} must be at least 1.")
+    need(t.max_seq_length >= 1, f"trainer.max_seq_length={t.max_seq_length} must be at least 1.")
+    if t.max_steps <= 0 and t.num_train_epochs <= 0:
+        problems.append("set trainer.max_steps > 0 or trainer.num_train_epochs > 0.")
+    if not 0.0 < t.eval_every <= 1.0 and not (t.eval_every >= 1 and float(t.eval_every).is_integer()):
+        problems.append(
+            f"trainer.eval_every={t.eval_every}: a fraction of the steps in (0, 1], or a step count."
+        )
+    elif t.eval_every > 1 and t.max_steps > 0 and t.eval_every > t.max_steps:
+        problems.append(
+            f"trainer.eval_every={t.eval_every} steps is more than trainer.max_steps={t.max_steps}: no "
+            "validation and no checkpoint would happen; use a fraction (0.05: every 5%) or fewer steps."
+        )
+    if cfg.eval.max_new_tokens is not None:
+        need(cfg.eval.max_new_tokens >= 1, f"eval.max_new_tokens={cfg.eval.max_new_tokens} must be >= 1.")
+    name = str(cfg.model.name)
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name) or ".." in name:
+        problems.append(
+            f"model.name={name!r} names the model's cache folder: use letters, digits, '.', '_' and '-' "
+            "only (the hub repo goes in model.hub_id)."
+        )
+    return problems
+
+
 def validate(cfg: DictConfig) -> None:
     from bench.methods import validate_method
     from bench.metrics import METRICS
     from bench.models import LOADERS
 
+    problems = numeric_problems(cfg)
+    if problems:
+        raise ConfigError("\n".join(problems))
     LOADERS.get(cfg.model.loader)
     _one_of("method.family", cfg.method.family, METHOD_FAMILIES)
     _one_of("metric.convention", cfg.metric.convention, METRIC_CONVENTIONS)
@@ -73,12 +120,5 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(
             f"eval.mode=score ranks label words, but dataset {ds.name!r} is a {ds.task_type} task: "
             "use eval.mode=generate."
-        )
-    t = cfg.trainer
-    if t.max_steps <= 0 and t.num_train_epochs <= 0:
-        raise ConfigError("set trainer.max_steps > 0 or trainer.num_train_epochs > 0.")
-    if not 0.0 < t.eval_every <= 1.0 and not (t.eval_every >= 1 and float(t.eval_every).is_integer()):
-        raise ConfigError(
-            f"trainer.eval_every={t.eval_every}: a fraction of the steps in (0, 1], or a step count."
         )
     resolve_device(cfg.hardware.device)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shutil
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -75,13 +76,31 @@ def cache_root(cfg: DictConfig) -> Path:
 
 
 def load(path: Path):
-    """The cached PreparedData at ``path``, or None where there is no complete entry."""
+    """The cached PreparedData at ``path``, or None where there is no complete entry.
+
+    A damaged entry (a truncated Arrow file, bad JSON) is named in a warning and removed, so the data is
+    prepared again and the entry rewritten instead of failing every relaunch.
+    """
+    if not (path / _TEST_FILE).exists():
+        return None
+    try:
+        return _read(path)
+    except Exception as err:  # noqa: BLE001 (datasets, pyarrow and json each raise their own type)
+        log.warning(
+            "tokenisation cache entry %s unreadable (%s: %s): removed, preparing again",
+            path,
+            type(err).__name__,
+            err,
+        )
+        shutil.rmtree(path, ignore_errors=True)
+        return None
+
+
+def _read(path: Path):
     from datasets import Dataset
 
     from bench.data.pipeline import PreparedData
 
-    if not (path / _TEST_FILE).exists():
-        return None
     test = json.loads((path / _TEST_FILE).read_text())
     splits = {
         name: Dataset.load_from_disk(str(path / name)) if (path / name).exists() else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -80,8 +81,12 @@ def _read_records(roots: Iterable[str | Path]) -> pd.DataFrame:
     for path in find_results(roots):
         try:
             record = json.loads(path.read_text())
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path} is not valid JSON: {err}") from err
+        except (OSError, ValueError) as err:  # one damaged file (a full disk, a copy cut short) skips one run
+            print(f"multirun_analysis: skipped {path}: not readable JSON ({err})", file=sys.stderr)
+            continue
+        if not isinstance(record, dict):
+            print(f"multirun_analysis: skipped {path}: not a result record", file=sys.stderr)
+            continue
         row = {col: record.get(col) for col in RUN_COLUMNS}
         row["metrics"] = record.get("metrics") or {}
         row["metrics_paper"] = record.get("metrics_paper") or {}

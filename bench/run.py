@@ -171,6 +171,7 @@ def _execute(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         torch.set_num_threads(cfg.hardware.num_threads)
     if cfg.hardware.keep_freed_memory:
         keep_freed_memory()  # before the model and the data allocate anything
+    _datasets_cache_under(cfg.paths.cache_dir)
 
     # QLoRA: the base loads quantized (load_kwargs is empty for every other method)
     model, tokenizer = load_model_and_tokenizer(
@@ -255,6 +256,18 @@ def _execute(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         cfg.metric.pscp,
     )
     return out
+
+
+def _datasets_cache_under(cache_dir: str) -> None:
+    """The datasets library's Arrow cache in ``<paths.cache_dir>/datasets`` (an explicit
+    ``HF_DATASETS_CACHE`` wins). Its builders read ``datasets.config.HF_DATASETS_CACHE`` when they run,
+    so setting it here works even after ``datasets`` was imported."""
+    import os
+
+    import datasets.config
+
+    if "HF_DATASETS_CACHE" not in os.environ:
+        datasets.config.HF_DATASETS_CACHE = Path(cache_dir).expanduser() / "datasets"
 
 
 def _check_eval_cadence(cfg: DictConfig, train_set) -> None:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
+import shutil
 import tempfile
+import weakref
 from pathlib import Path
 
 from omegaconf import DictConfig
@@ -106,6 +108,7 @@ def load_peft(base_model, method: DictConfig, folder: Path):
 def _save_initial_adapter(model) -> None:
     """Keep the freshly initialised adapter, the reference for converting the trained one at save time."""
     folder = tempfile.mkdtemp(prefix="peftbench-initial-adapter-")
+    weakref.finalize(model, shutil.rmtree, folder, True)  # removed with the model, or at exit at the latest
     config = model.peft_config["default"]
     init = config.init_lora_weights
     config.init_lora_weights = True  # as peft's recipe: the saved initial adapter must not re-run the init

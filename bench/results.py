@@ -12,7 +12,19 @@ from typing import Any
 
 from bench.atomic import atomic_file
 
-PACKAGES = ("torch", "transformers", "peft", "adapters", "datasets", "accelerate", "hydra-core")
+# the core stack, then the method-specific packages (None where not installed): adapters (bottleneck
+# adapters), bitsandbytes (QLoRA), galore-torch (GaLore)
+PACKAGES = (
+    "torch",
+    "transformers",
+    "peft",
+    "datasets",
+    "accelerate",
+    "hydra-core",
+    "adapters",
+    "bitsandbytes",
+    "galore-torch",
+)
 
 
 def _json_default(obj: Any):
@@ -58,6 +70,58 @@ def package_versions() -> dict[str, str | None]:
         except metadata.PackageNotFoundError:
             versions[name] = None
     return versions
+
+
+def device_info(device: str) -> dict[str, Any]:
+    """What ran the work: on CUDA the GPU's name and memory, the CUDA runtime torch was built with, the
+    driver version (NVML) and the GPUs visible; the CUDA fields are None on CPU."""
+    import torch
+
+    info: dict[str, Any] = {
+        "device": device,
+        "gpu_name": None,
+        "gpu_memory_bytes": None,
+        "gpus_visible": torch.cuda.device_count() if torch.cuda.is_available() else 0,
+        "cuda_version": None,
+        "cudnn_version": None,
+        "driver_version": None,
+    }
+    if not device.startswith("cuda"):
+        return info
+    index = torch.device(device).index
+    index = torch.cuda.current_device() if index is None else index
+    props = torch.cuda.get_device_properties(index)
+    info.update(
+        gpu_name=props.name,
+        gpu_memory_bytes=int(props.total_memory),
+        cuda_version=torch.version.cuda,
+        cudnn_version=torch.backends.cudnn.version(),
+        driver_version=_driver_version(),
+    )
+    return info
+
+
+def _driver_version() -> str | None:
+    """The NVIDIA driver version by NVML (pynvml ships with torch's CUDA wheels), else nvidia-smi."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        version = pynvml.nvmlSystemGetDriverVersion()
+        return version.decode() if isinstance(version, bytes) else str(version)
+    except Exception:  # noqa: BLE001  (no NVML binding or no driver: try the command line)
+        pass
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.splitlines()[0].strip() if out.strip() else None
 
 
 def git_commit() -> str | None:

@@ -162,6 +162,7 @@ def _execute(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     from bench.measure import PeakMemory, base_forward_flops, forward_flops
     from bench.methods import apply_method, check_requirements, count_parameters, load_kwargs, load_method
     from bench.models import load_model_and_tokenizer
+    from bench.results import device_info
     from bench.training import effective_learning_rate, train
 
     validate(cfg)
@@ -195,6 +196,7 @@ def _execute(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     _to_device(model, device)
     out: dict[str, Any] = {
         "device": device,
+        "device_info": device_info(device),  # GPU name, CUDA and driver versions (None on CPU)
         "total_params": total,
         "trainable_params": trainable,
         "n_train": len(data.train) if data.train is not None else 0,
@@ -206,6 +208,8 @@ def _execute(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         "train_runtime_s": 0.0,
         "train_samples_per_s": None,
         "peak_memory_bytes": 0,
+        "peak_memory_reserved_bytes": None,  # CUDA only: max reserved, and device memory (NVML, the paper's)
+        "peak_memory_device_bytes": None,
     }
 
     if cfg.method.provider != "none":
@@ -227,6 +231,7 @@ def _execute(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
                 "best_checkpoint": Path(outcome.best_checkpoint).name if outcome.best_checkpoint else None,
                 "best_val_loss": outcome.best_val_loss,
                 "peak_memory_bytes": peak.peak_bytes,
+                **peak.cuda_record("peak_memory"),
             }
             # Kept until the result is written: a relaunch evaluates it instead of training again.
             save_trained(model, cfg.method, run_dir, trained)
@@ -245,6 +250,7 @@ def _execute(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         if evaluation.runtime_s
         else None,
         peak_eval_memory_bytes=peak.peak_bytes,
+        **peak.cuda_record("peak_eval_memory"),
         max_new_tokens=evaluation.max_new_tokens,
         eval_mode=cfg.eval.mode,
     )

@@ -86,7 +86,7 @@ def training_arguments(
     every = steps_between_evals(cfg, n_train)
     method = OmegaConf.to_container(cfg.method.training, resolve=True) if cfg.method.training else {}
     report_to = ["wandb"] if cfg.logger.name == "wandb" else []
-    return TrainingArguments(
+    args = TrainingArguments(
         output_dir=str(output_dir),
         seed=cfg.seed,
         data_seed=cfg.seed,
@@ -123,6 +123,18 @@ def training_arguments(
         disable_tqdm=not sys.stderr.isatty(),  # bars on a terminal; log lines (our callback) in SLURM logs
         save_safetensors=True,
     )
+    return one_gpu(args)
+
+
+def one_gpu(args):
+    """One GPU per run: on a node with several visible GPUs, Trainer would wrap the model in
+    ``nn.DataParallel`` (batch x GPUs, other eval/checkpoint cadence, other memory per GPU). Its GPU
+    count is set to one (the current device); use several GPUs with a distributed launcher or give each
+    run its own GPU with ``CUDA_VISIBLE_DEVICES`` (the SLURM presets ask for one GPU per job)."""
+    if args.n_gpu > 1:
+        log.warning("%d GPUs visible: training on one (no DataParallel)", args.n_gpu)
+        args._n_gpu = 1
+    return args
 
 
 def method_optimizer(cfg: DictConfig, model):

@@ -116,7 +116,8 @@ def forward_flops(model, probe_tokens: int = 512) -> int:
     was_training = model.training
     model.eval()
     try:
-        with torch.inference_mode(), inference_autocast(model), FlopCounterMode(display=False) as counter:
+        # no_grad, not inference_mode: bitsandbytes' 4-bit layers (QLoRA) cannot run on inference tensors
+        with torch.no_grad(), inference_autocast(model), FlopCounterMode(display=False) as counter:
             model(input_ids=input_ids, attention_mask=torch.ones_like(input_ids))
     finally:
         model.train(was_training)

@@ -31,17 +31,31 @@ def check_requirements(method: DictConfig) -> None:
     if method.quantization:
         import torch
 
-        if not torch.cuda.is_available():
-            raise ConfigError(
-                f"method {method.name!r} loads the base model quantized with bitsandbytes, which needs a "
-                f"CUDA GPU; torch {torch.__version__} sees none. Run it on a GPU machine (hardware=gpu), "
-                "or use method=lora here."
-            )
         if importlib.util.find_spec("bitsandbytes") is None:
             raise ConfigError(
                 f"method {method.name!r} needs the package 'bitsandbytes' for its quantized base model; it "
-                "is not installed. Run `pip install bitsandbytes`."
+                "is not installed. Run `pip install bitsandbytes` (CUDA GPU, or its CPU backend), "
+                "or use method=lora."
             )
+        if not torch.cuda.is_available() and not bitsandbytes_on_cpu():
+            raise ConfigError(
+                f"method {method.name!r} loads the base model quantized with bitsandbytes, which needs a "
+                f"CUDA GPU or bitsandbytes' CPU backend (>= 0.48); torch {torch.__version__} sees no GPU and "
+                "this bitsandbytes cannot quantize on the CPU. Run it on a GPU machine (hardware=gpu), "
+                "or use method=lora here."
+            )
+
+
+def bitsandbytes_on_cpu() -> bool:
+    """Whether the installed bitsandbytes quantizes to 4 bit on the CPU (its CPU backend, 0.48+)."""
+    try:
+        import torch
+        from bitsandbytes.functional import quantize_4bit
+
+        quantize_4bit(torch.zeros(64, 64), blocksize=64, quant_type="nf4")
+    except Exception:  # an old wheel without the CPU backend raises anything from ImportError to RuntimeError
+        return False
+    return True
 
 
 def quantization_config(method: DictConfig):
@@ -58,12 +72,11 @@ def quantization_config(method: DictConfig):
 
 def load_kwargs(method: DictConfig) -> dict:
     """Extra ``from_pretrained`` arguments the method needs for its base model: QLoRA loads it 4-bit on
-    the current GPU (``quantization_config`` + ``device_map``); every other method needs none."""
+    the current GPU, or on the CPU with bitsandbytes' CPU backend (``quantization_config`` + ``device_map``);
+    every other method needs none."""
     if not method.quantization:
         return {}
     import torch
 
-    return {
-        "quantization_config": quantization_config(method),
-        "device_map": {"": torch.cuda.current_device()},
-    }
+    device = torch.cuda.current_device() if torch.cuda.is_available() else "cpu"  # CPU: bitsandbytes' backend
+    return {"quantization_config": quantization_config(method), "device_map": {"": device}}

@@ -361,18 +361,39 @@ def test_full_protocol_evaluates_and_saves_the_best_checkpoint(protocol):
 # ---- start-up errors for methods this machine cannot run --------------------------------------------
 
 
-def test_qlora_without_gpu_is_a_clear_startup_error(compose, tmp_path):
-    if _skip_reason("qlora") is None:
-        pytest.skip("this machine can run qlora")
+def _pretend_missing(monkeypatch, package: str) -> None:
+    """bench.methods.requirements sees ``package`` as not installed (the rest of the process is untouched)."""
+    import types
+
+    import bench.methods.requirements as requirements
+
+    real = importlib.util.find_spec
+    util = types.SimpleNamespace(find_spec=lambda name, *a: None if name == package else real(name, *a))
+    monkeypatch.setattr(requirements, "importlib", types.SimpleNamespace(util=util))
+
+
+def test_qlora_without_bitsandbytes_is_a_clear_startup_error(compose, tmp_path, monkeypatch):
+    _pretend_missing(monkeypatch, "bitsandbytes")
     record = run_experiment(compose(*TINY, "method=qlora", "hardware=cpu"), tmp_path)
     assert record["status"] == "failed"
-    assert "needs a CUDA GPU" in record["error"] or "bitsandbytes" in record["error"]
-    assert "total_params" not in record  # failed before any weights loaded
+    assert "needs the package 'bitsandbytes'" in record["error"]
+    assert "pip install bitsandbytes" in record["error"] and "total_params" not in record  # before weights
 
 
-def test_galore_without_its_package_is_a_clear_startup_error(compose, tmp_path):
-    if importlib.util.find_spec("galore_torch"):
-        pytest.skip("galore-torch is installed")
+def test_qlora_without_gpu_or_cpu_backend_is_a_clear_startup_error(compose, tmp_path, monkeypatch):
+    import bench.methods.requirements as requirements
+
+    if torch.cuda.is_available() or importlib.util.find_spec("bitsandbytes") is None:
+        pytest.skip("needs a CPU-only machine with bitsandbytes (the missing-package error is tested above)")
+    monkeypatch.setattr(requirements, "bitsandbytes_on_cpu", lambda: False)  # an old wheel: no CPU backend
+    record = run_experiment(compose(*TINY, "method=qlora", "hardware=cpu"), tmp_path)
+    assert record["status"] == "failed"
+    assert "needs a CUDA GPU or bitsandbytes' CPU backend" in record["error"]
+    assert "total_params" not in record
+
+
+def test_galore_without_its_package_is_a_clear_startup_error(compose, tmp_path, monkeypatch):
+    _pretend_missing(monkeypatch, "galore_torch")
     record = run_experiment(compose(*TINY, "method=galore"), tmp_path)
     assert record["status"] == "failed"
     assert "needs the package 'galore-torch' (import galore_torch)" in record["error"]

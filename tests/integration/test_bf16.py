@@ -68,6 +68,7 @@ def test_bitfit_merges_into_a_bf16_layer(compose, cache_dir):
 
     cfg, model, _ = _tiny(compose, cache_dir, "method=bitfit")
     tuned = apply_method(model, cfg.method)
+    torch.manual_seed(0)
     with torch.no_grad():
         for name, param in tuned.named_parameters():
             if param.requires_grad:
@@ -80,7 +81,8 @@ def test_bitfit_merges_into_a_bf16_layer(compose, cache_dir):
         tuned.merge_adapter()
         merged = tuned(input_ids=ids).logits.float()
         tuned.unmerge_adapter()
-    assert (merged - unmerged).abs().max() <= _bf16_resolution(unmerged)
+    # the merged bias is rounded to bf16 once more: twice the tolerance of a bf16 forward pass
+    assert (merged - unmerged).abs().max() <= 2 * _bf16_resolution(unmerged)
 
 
 def _bf16_resolution(logits: torch.Tensor) -> float:
@@ -183,6 +185,8 @@ def test_every_method_runs_in_bf16(compose, tmp_path, monkeypatch, method):
     start = time.perf_counter()
     record = run_experiment(cfg, tmp_path / method)
     assert record["status"] == "success", record.get("traceback")
+    assert record["device_info"]["device"] == "cpu" and record["device_info"]["gpu_name"] is None
+    assert record["peak_memory_device_bytes"] is None  # CUDA only
     if cfg.method.provider == "none":
         return
     assert seen["trainable"] == {torch.float32}, seen

@@ -220,21 +220,25 @@ def test_binary_f1_needs_a_positive_label(compose):
     )
 
 
-@pytest.mark.parametrize("experiment", ["peft_bench", "peft_factory_table2"])
-def test_experiment_grids_name_only_existing_configs(experiment):
+@pytest.mark.parametrize(
+    ("experiment", "n_datasets"),
+    [("peft_bench", 27), ("peft_bench_text", 27), ("peft_bench_stability", 6), ("peft_factory_table2", 4)],
+)
+def test_experiment_grids_name_only_existing_configs(compose, experiment, n_datasets):
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
     from bench.config.choices import known_options
 
+    compose()  # registers the schema
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = hydra_compose("config", overrides=[f"experiment={experiment}"], return_hydra_config=True)
     params = cfg.hydra.sweeper.params
     assert [int(s) for s in params.seed.split(",")] == [42, 123, 456, 789, 101112]
     datasets = params.dataset.split(",")
-    assert len(datasets) == 27 and set(datasets) <= set(known_options(CONF_DIR, "dataset"))
+    assert len(datasets) == n_datasets and set(datasets) <= set(known_options(CONF_DIR, "dataset"))
     assert set(params.method.split(",")) <= set(known_options(CONF_DIR, "method"))
     assert cfg.hardware.name == "gpu"
 

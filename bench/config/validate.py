@@ -43,7 +43,7 @@ def numeric_problems(cfg: DictConfig) -> list[str]:
     lr = t.learning_rate if t.learning_rate is not None else cfg.method.learning_rate
     key = "trainer.learning_rate" if t.learning_rate is not None else "method.learning_rate"
     if cfg.method.provider != "none":  # method=none trains nothing (its learning rate is 0)
-        need(lr > 0, f"{key}={lr} must be positive.")
+        need(lr > 0 or cfg.method.provider == "none", f"{key}={lr} must be positive.")  # none: nothing trains
     need(0.0 <= t.warmup_ratio <= 1.0, f"trainer.warmup_ratio={t.warmup_ratio} must be in [0, 1].")
     need(t.weight_decay >= 0, f"trainer.weight_decay={t.weight_decay} must be >= 0.")
     need(t.max_grad_norm >= 0, f"trainer.max_grad_norm={t.max_grad_norm} must be >= 0 (0: no clipping).")
@@ -69,6 +69,19 @@ def numeric_problems(cfg: DictConfig) -> list[str]:
             "only (the hub repo goes in model.hub_id)."
         )
     return problems
+
+
+def check_precision(precision: str, device: str) -> None:
+    """bf16 needs a GPU with bf16 support (Ampere or newer); a CPU runs it anywhere (fast only with bf16
+    instructions such as avx512_bf16 or AMX)."""
+    import torch
+
+    if precision == "bf16" and device.startswith("cuda") and not torch.cuda.is_bf16_supported():
+        name = torch.cuda.get_device_name()
+        raise ConfigError(
+            f"hardware.precision=bf16 but the GPU ({name}) has no bf16 support: "
+            "use hardware.precision=fp16 or fp32."
+        )
 
 
 def validate(cfg: DictConfig) -> None:
@@ -122,4 +135,4 @@ def validate(cfg: DictConfig) -> None:
             f"eval.mode=score ranks label words, but dataset {ds.name!r} is a {ds.task_type} task: "
             "use eval.mode=generate."
         )
-    resolve_device(cfg.hardware.device)
+    check_precision(cfg.hardware.precision, resolve_device(cfg.hardware.device))

@@ -94,7 +94,7 @@ def test_predictions_file(lora_run):
     _, run_dir, record = lora_run
     rows = [json.loads(line) for line in (run_dir / "predictions.jsonl").read_text().splitlines()]
     assert len(rows) == record["n_test"] == 16
-    assert set(rows[0]) == {"prompt", "generated", "reference", "parsed", "valid"}
+    assert set(rows[0]) == {"id", "prompt", "generated", "reference", "parsed", "valid"}
     assert all(r["valid"] == (r["parsed"] is not None) for r in rows)
     accuracy = sum(r["parsed"] == r["reference"] for r in rows) / len(rows)
     assert record["metrics"]["accuracy"] == pytest.approx(accuracy)

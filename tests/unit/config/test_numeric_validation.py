@@ -45,6 +45,7 @@ def test_all_problems_at_once(compose):
 def test_the_defaults_and_every_model_pass(compose):
     for model in ("tiny-random", "smollm2-135m-instruct", "llama-3.2-1b-instruct", "local"):
         assert numeric_problems(compose(f"model={model}")) == []
+    assert numeric_problems(compose("model=tiny-random", "method=none")) == []  # learning_rate 0: no training
 
 
 def test_a_bad_value_fails_before_any_weights_load(compose, tmp_path, monkeypatch):

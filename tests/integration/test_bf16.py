@@ -193,3 +193,16 @@ def test_every_method_runs_in_bf16(compose, tmp_path, monkeypatch, method):
     if cfg.method.provider != "full":  # full fine-tuning: every weight is a fp32 master weight
         assert torch.bfloat16 in seen["frozen"], seen
     print(f"{method}: {time.perf_counter() - start:.1f} s")
+
+
+def test_bf16_on_a_gpu_without_bf16_is_a_config_error(monkeypatch):
+    """A V100 (no bf16) fails at validation, before any weights load, naming the fix."""
+    from bench.config.validate import check_precision
+    from bench.errors import ConfigError
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "Tesla V100-SXM2-32GB")
+    with pytest.raises(ConfigError, match=r"V100.*hardware.precision=fp16 or fp32"):
+        check_precision("bf16", "cuda")
+    check_precision("bf16", "cpu")  # any CPU runs bf16
+    check_precision("fp32", "cuda")

@@ -256,6 +256,7 @@ PROTOCOL = (
     *TINY,
     "dataset.max_eval_samples=2",
     "eval.max_new_tokens=4",
+    "metric.pscp.probe_tokens=32",  # the FLOPs probe is not what this file checks
     "trainer.max_steps=6",
     "trainer.eval_every=2",
 )

@@ -43,7 +43,7 @@ def numeric_problems(cfg: DictConfig) -> list[str]:
     lr = t.learning_rate if t.learning_rate is not None else cfg.method.learning_rate
     key = "trainer.learning_rate" if t.learning_rate is not None else "method.learning_rate"
     if cfg.method.provider != "none":  # method=none trains nothing (its learning rate is 0)
-        need(lr > 0 or cfg.method.provider == "none", f"{key}={lr} must be positive.")  # none: nothing trains
+        need(lr > 0, f"{key}={lr} must be positive.")
     need(0.0 <= t.warmup_ratio <= 1.0, f"trainer.warmup_ratio={t.warmup_ratio} must be in [0, 1].")
     need(t.weight_decay >= 0, f"trainer.weight_decay={t.weight_decay} must be >= 0.")
     need(t.max_grad_norm >= 0, f"trainer.max_grad_norm={t.max_grad_norm} must be >= 0 (0: no clipping).")

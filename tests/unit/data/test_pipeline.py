@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from bench.data.pipeline import prepare_data
 from bench.data.prompts import IGNORE_INDEX, Example, expand_references
@@ -111,7 +112,8 @@ def test_generation_scores_against_every_gold(compose, monkeypatch):
     examples = [Example("q1", "Paris", ("Paris", "London")), Example("q2", "Berlin", ("Berlin",))]
     data = PreparedData(None, None, examples, ["p1", "p2"], [[1], [2]])
     monkeypatch.setattr(predict_module, "generate_texts", lambda *a, **k: [" London\n", "Rome"])
-    result = predict_module.predict(cfg, model=None, tokenizer=None, data=data)
+    model = torch.nn.Linear(1, 1)  # stands in for the LM: generation is replaced, fp32 weights (no autocast)
+    result = predict_module.predict(cfg, model=model, tokenizer=None, data=data)
     assert result.metrics["record_em"] == 0.5  # London is the second gold of row 1; Rome is wrong
     assert result.rows[0]["reference"] == ["Paris", "London"] and result.rows[0]["parsed"] == "London"
 

@@ -24,6 +24,7 @@ def test_quantization_config_from_the_qlora_yaml(compose):
 def test_qlora_load_kwargs_reach_from_pretrained(compose, cache_dir, monkeypatch):
     from bench.models import load_model_and_tokenizer
 
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # as on a GPU machine: the current GPU
     monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
     monkeypatch.setattr(req, "quantization_config", lambda method: "4-bit nf4")  # needs bitsandbytes
     qlora = compose("model=tiny-random", "method=qlora")

@@ -107,8 +107,16 @@ def test_qlora_and_galore_validate_as_configs_but_need_their_machine(compose):
     qlora = compose("model=tiny-random", "method=qlora")
     validate(qlora)  # the config itself is fine anywhere
     if not torch.cuda.is_available():
-        with pytest.raises(ConfigError, match="needs a CUDA GPU"):
-            check_requirements(qlora.method)
+        from bench.methods.requirements import bitsandbytes_on_cpu
+
+        if importlib.util.find_spec("bitsandbytes") is None:
+            with pytest.raises(ConfigError, match="needs the package 'bitsandbytes'"):
+                check_requirements(qlora.method)
+        elif not bitsandbytes_on_cpu():
+            with pytest.raises(ConfigError, match="needs a CUDA GPU or bitsandbytes' CPU backend"):
+                check_requirements(qlora.method)
+        else:
+            check_requirements(qlora.method)  # bitsandbytes' CPU backend runs QLoRA here
     galore = compose("model=tiny-random", "method=galore")
     validate(galore)
     if importlib.util.find_spec("galore_torch") is None:

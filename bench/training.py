@@ -73,6 +73,25 @@ def is_prompt_learning(model) -> bool:
     return bool(configs) and any(getattr(c, "is_prompt_learning", False) for c in configs.values())
 
 
+MIXED_PRECISION = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}  # hardware.precision -> accelerate's name
+
+
+def own_mixed_precision(precision: str) -> None:
+    """Give this run its own precision in accelerate's process-wide state.
+
+    TrainingArguments writes ``ACCELERATE_MIXED_PRECISION`` into the environment and reads it back as its
+    default, and accelerate keeps its first ``AcceleratorState`` for the whole process: after one bf16
+    run, every later run of the same process (a local ``--multirun``, a test session) trained under bf16
+    autocast whatever its own precision said.
+    """
+    import os
+
+    from accelerate.state import AcceleratorState
+
+    os.environ["ACCELERATE_MIXED_PRECISION"] = MIXED_PRECISION[str(precision)]
+    AcceleratorState._reset_state(reset_partial_state=True)
+
+
 def training_arguments(
     cfg: DictConfig, output_dir: Path, n_train: int, validate: bool = True, prompt_learning: bool = False
 ):
@@ -86,6 +105,7 @@ def training_arguments(
     every = steps_between_evals(cfg, n_train)
     method = OmegaConf.to_container(cfg.method.training, resolve=True) if cfg.method.training else {}
     report_to = ["wandb"] if cfg.logger.name == "wandb" else []
+    own_mixed_precision(hw.precision)
     args = TrainingArguments(
         output_dir=str(output_dir),
         seed=cfg.seed,

@@ -210,6 +210,11 @@ def _execute(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         "peak_memory_bytes": 0,
         "peak_memory_reserved_bytes": None,  # CUDA only: max reserved, and device memory (NVML, the paper's)
         "peak_memory_device_bytes": None,
+        # QLoRA's k-bit preparation (peft's prepare_model_for_kbit_training) also turns on gradient
+        # checkpointing and upcasts the non-quantized weights to fp32: recorded, so its speed and memory are
+        # never compared with another method's unawares
+        "gradient_checkpointing": bool(getattr(model, "is_gradient_checkpointing", False)),
+        "kbit_training_prep": bool(cfg.method.quantization),
     }
 
     if cfg.method.provider != "none":

@@ -187,6 +187,8 @@ def test_every_method_runs_in_bf16(compose, tmp_path, monkeypatch, method):
     assert record["status"] == "success", record.get("traceback")
     assert record["device_info"]["device"] == "cpu" and record["device_info"]["gpu_name"] is None
     assert record["peak_memory_device_bytes"] is None  # CUDA only
+    # QLoRA's extras are recorded, so its speed and memory are not compared with LoRA's unawares
+    assert record["gradient_checkpointing"] == record["kbit_training_prep"] == (method == "qlora")
     if cfg.method.provider == "none":
         return
     assert seen["trainable"] == {torch.float32}, seen

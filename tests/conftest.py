@@ -58,3 +58,15 @@ def shared_mirror() -> Path:
 
 
 TINY = ("model=tiny-random", "dataset.max_train_samples=60", "dataset.max_eval_samples=16")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``gpu`` need a CUDA device: skipped, with the reason, where torch sees none."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (marker gpu); run benchmarks/gpu_check.py on one")
+    for item in items:
+        if item.get_closest_marker("gpu") is not None:
+            item.add_marker(skip)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import importlib.util
 import json
 
+import pytest
+
 from bench import PROJECT_DIR
 
 
@@ -36,3 +38,13 @@ def test_gpu_check_cpu_mode_runs_every_check(tmp_path, cache_dir):
     shape = report["llama3_8b_shape"]
     assert [r["layers"] for r in shape["runs"]] == [2, 4]
     assert shape["runs"][1]["flops_per_step"] > shape["runs"][0]["flops_per_step"]
+
+
+@pytest.mark.gpu
+def test_gpu_check_on_a_gpu_passes_every_check(tmp_path, cache_dir):
+    """GPU-only (skipped where torch sees no CUDA device): the full check, every method in bf16, QLoRA on
+    the GPU, CUDA memory fields from a real device."""
+    report = _gpu_check().run_checks(cpu=False, out=tmp_path, cache_dir=cache_dir)
+    failed = {name: r.get("error") for name, r in report.items() if r["status"] == "failed"}
+    assert not failed, failed
+    assert report["versions"]["device"]["gpu_name"]

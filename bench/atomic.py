@@ -38,12 +38,15 @@ def atomic_dir(path: str | os.PathLike, marker: str) -> Iterator[Path]:
     """Yield a temporary folder beside ``path``; once the block succeeds it is renamed to ``path``.
 
     If another process renamed its folder into place first (``path/marker`` exists), that one is kept.
+    The folder gets the umask's permissions (mkdtemp's 0700 would hide a group-shared cache from the
+    other users of a cluster).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
         yield tmp
+        os.chmod(tmp, 0o777 & ~_UMASK)
         try:
             os.rename(tmp, path)
         except OSError:  # lost the race: keep the winner's complete folder

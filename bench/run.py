@@ -163,6 +163,7 @@ def _execute(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     from bench.methods import apply_method, check_requirements, count_parameters, load_kwargs, load_method
     from bench.models import load_model_and_tokenizer
     from bench.results import device_info
+    from bench.signals import main_process_handles_preemption
     from bench.training import effective_learning_rate, train
 
     validate(cfg)
@@ -173,6 +174,7 @@ def _execute(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     if cfg.hardware.keep_freed_memory:
         keep_freed_memory()  # before the model and the data allocate anything
     _datasets_cache_under(cfg.paths.cache_dir)
+    main_process_handles_preemption()  # DataLoader workers must not run submitit's USR2 handler too
 
     # QLoRA: the base loads quantized (load_kwargs is empty for every other method)
     model, tokenizer = load_model_and_tokenizer(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 
 from bench import CONF_DIR
 from bench.config.run_key import register_resolver
@@ -32,6 +33,10 @@ def _job(cfg) -> dict:
         if done is not None:
             return done
         _save_hydra_files(cfg, run_dir)
+        if multirun:  # a job killed from outside reports nothing more: the summary calls it killed
+            from bench.sweep import STARTED, record_outcome
+
+            record_outcome(hydra_cfg.sweep.dir, STARTED, {"run_key": Path(run_dir).name}, run_dir)
         record = run_experiment(cfg, run_dir)
     return _report(record, hydra_cfg, multirun)
 
@@ -120,9 +125,12 @@ def main() -> None:
         sys.exit(2)
     register_configs()
     register_resolver()
-    hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")(_job)()
     from bench import sweep
 
+    try:
+        hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")(_job)()
+    finally:  # a launcher that raised (a job killed from outside) skips Hydra's end callback
+        sweep.finish_open_summary()
     if sweep.failed_jobs:  # after the summary: a scheduler or CI sees that the sweep is not complete
         sys.exit(1)
 

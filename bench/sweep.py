@@ -22,9 +22,12 @@ from bench.results import read_result
 log = logging.getLogger("bench.sweep")
 
 SWEEP_ID_ENV = "PEFTBENCH_SWEEP_ID"
-FAILED_OUTCOMES = ("failed", "diverged")
-# Jobs of the last multirun of this process that failed or diverged: ``python -m bench`` then exits 1.
+FAILED_OUTCOMES = ("failed", "diverged", "killed")
+STARTED = "started"  # written when a job starts its run; a run with no outcome after it was killed
+# Jobs of the last multirun of this process that failed, diverged or were killed: ``python -m bench``
+# then exits 1.
 failed_jobs = 0
+_open_sweep: str | None = None  # the sweep dir of a multirun whose summary is not printed yet
 
 
 def finished(run_dir: str | Path) -> dict[str, Any] | None:
@@ -54,9 +57,24 @@ def record_outcome(sweep_dir: str | Path, outcome: str, record: dict[str, Any], 
         f.write(json.dumps(line) + "\n")
 
 
+def outcomes(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One line per job: its outcome, or ``killed`` for a run that started and never reported one (a
+    SLURM cancel, the OOM killer, kill -9: nothing in the job could write it)."""
+    final: dict[Any, dict[str, Any]] = {}
+    for line in lines:
+        key = line.get("run_key") or line.get("log")
+        if line["outcome"] == STARTED:
+            final.setdefault(key, {**line, "outcome": "killed", "error": "no outcome: killed from outside"})
+        else:
+            final[key] = line
+    return list(final.values())
+
+
 def summarize(lines: list[dict[str, Any]]) -> str:
+    lines = outcomes(lines)
     counts = Counter(line["outcome"] for line in lines)
-    head = ", ".join(f"{name} {counts.get(name, 0)}" for name in ("success", "skipped", "failed", "diverged"))
+    names = ("success", "skipped", "failed", "diverged", "killed")
+    head = ", ".join(f"{name} {counts.get(name, 0)}" for name in names)
     rest = [
         f"  {line['outcome']}: {line['run_key']}: {line['error']}\n    log: {line['log']}"
         for line in lines
@@ -69,13 +87,28 @@ class SweepSummary(Callback):
     """Hydra callback: tag the multirun with an id, then print what each of its jobs did."""
 
     def on_multirun_start(self, config, **kwargs) -> None:
+        global _open_sweep
         os.environ[SWEEP_ID_ENV] = uuid.uuid4().hex[:12]
+        _open_sweep = str(config.hydra.sweep.dir)
 
     def on_multirun_end(self, config, **kwargs) -> None:
-        path = _outcomes_file(config.hydra.sweep.dir)
-        if path is None or not path.exists():
-            return
-        global failed_jobs
-        lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        log.info("%s", summarize(lines))
-        failed_jobs = sum(line["outcome"] in FAILED_OUTCOMES for line in lines)
+        print_summary(config.hydra.sweep.dir)
+
+
+def print_summary(sweep_dir: str | Path) -> None:
+    """Log the summary of this process's multirun in ``sweep_dir`` and set :data:`failed_jobs`."""
+    global failed_jobs, _open_sweep
+    _open_sweep = None
+    path = _outcomes_file(sweep_dir)
+    if path is None or not path.exists():
+        return
+    lines = outcomes([json.loads(line) for line in path.read_text().splitlines() if line.strip()])
+    log.info("%s", summarize(lines))
+    failed_jobs = sum(line["outcome"] in FAILED_OUTCOMES for line in lines)
+
+
+def finish_open_summary() -> None:
+    """The summary of a multirun that ended without Hydra's end callback (a launcher that raised because
+    a job was killed from outside): still printed, killed jobs included."""
+    if _open_sweep is not None:
+        print_summary(_open_sweep)

@@ -72,7 +72,7 @@ def test_grid_through_submitit_slurm(slurm, tmp_path, cache_dir):
         f"paths.cache_dir={cache_dir}",
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    assert "sweep summary: success 4, skipped 0, failed 0, diverged 0" in out.stdout + out.stderr
+    assert "sweep summary: success 4, skipped 0, failed 0, diverged 0, killed 0" in out.stdout + out.stderr
     records = [json.loads(p.read_text()) for p in tmp_path.glob("*/result.json")]
     assert sorted((r["method"], r["seed"]) for r in records) == [
         ("ia3", 1),
@@ -105,6 +105,9 @@ def test_preempted_run_requeues_into_the_same_folder_and_resumes(slurm, compose,
             *ON_SLURM,
             *TINY,
             *train,
+            # workers are forked from the job: SLURM's USR2 reaches them too, and only the main process
+            # may checkpoint and requeue (they inherited submitit's handler: the job failed)
+            "hardware.dataloader_num_workers=2",
             f"paths.results_dir={results}",
             f"paths.cache_dir={cache_dir}",
         ],

@@ -32,7 +32,7 @@ def test_relaunch_skips_finished_runs_and_redoes_failed_ones(tmp_path, cache_dir
     common = (*TINY, *QUICK, f"paths.results_dir={tmp_path}", f"paths.cache_dir={cache_dir}")
     grid = ("method=lora,ia3", "seed=1,2")
     first = _bench("--multirun", *grid, *common)
-    assert first.returncode == 0 and _summary(first) == "success 4, skipped 0, failed 0, diverged 0"
+    assert first.returncode == 0 and _summary(first) == "success 4, skipped 0, failed 0, diverged 0, killed 0"
     assert (tmp_path / first_run_dir(tmp_path) / ".hydra" / "overrides.yaml").exists()
     # Every file of the finished runs but the append-only job log (bench.log gets the "skipped" line).
     files = [p for p in tmp_path.glob("*/**/*") if p.is_file() and p.name != "bench.log"]
@@ -40,7 +40,7 @@ def test_relaunch_skips_finished_runs_and_redoes_failed_ones(tmp_path, cache_dir
 
     # The finished 2x2 grid, relaunched with settings outside the run identity: nothing trains.
     again = _bench("--multirun", *grid, *common, "hardware.num_threads=1", "eval.batch_size=5")
-    assert again.returncode == 0 and _summary(again) == "success 0, skipped 4, failed 0, diverged 0"
+    assert again.returncode == 0 and _summary(again) == "success 0, skipped 4, failed 0, diverged 0, killed 0"
     assert "trained " not in again.stdout + again.stderr
     untouched = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in files}
     assert untouched == stamps  # result.json, .hydra/config.yaml, overrides.yaml, adapter: as they were
@@ -49,12 +49,12 @@ def test_relaunch_skips_finished_runs_and_redoes_failed_ones(tmp_path, cache_dir
     failing = _bench(
         "--multirun", "method=lora,none", "dataset=glue/sst2", "data.mirror=/nonexistent", *common
     )
-    assert _summary(failing) == "success 0, skipped 0, failed 2, diverged 0"
+    assert _summary(failing) == "success 0, skipped 0, failed 2, diverged 0, killed 0"
     assert failing.returncode == 1  # after the summary: the sweep did not complete
     text = failing.stdout + failing.stderr
     assert "failed: tiny-random__lora__glue-sst2" in text and "log: " in text
     mixed = _bench("--multirun", "method=lora,ia3,none", "seed=1", *common)
-    assert mixed.returncode == 0 and _summary(mixed) == "success 1, skipped 2, failed 0, diverged 0"
+    assert mixed.returncode == 0 and _summary(mixed) == "success 1, skipped 2, failed 0, diverged 0, killed 0"
 
 
 def first_run_dir(results):
@@ -165,7 +165,7 @@ def test_grid_through_submitit_local_executor(tmp_path, cache_dir):
         f"paths.cache_dir={cache_dir}",
     )
     assert out.returncode == 0, out.stderr[-2000:]
-    assert _summary(out) == "success 2, skipped 0, failed 0, diverged 0"
+    assert _summary(out) == "success 2, skipped 0, failed 0, diverged 0, killed 0"
     records = [json.loads(p.read_text()) for p in tmp_path.glob("*/result.json")]
     assert sorted(r["method"] for r in records) == ["ia3", "lora"] and {r["status"] for r in records} == {
         "success"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from peft.tuners.tuners_utils import BaseTunerLayer, check_adapters_to_merge
 from torch import nn
@@ -16,7 +18,7 @@ class BitFitLayer(nn.Module, BaseTunerLayer):
 
     adapter_layer_names = ("bitfit_bias",)
 
-    def __init__(self, base_layer: nn.Module, adapter_name: str) -> None:
+    def __init__(self, base_layer: nn.Module, adapter_name: str, bias_init: str = "zeros") -> None:
         super().__init__()
         if not isinstance(base_layer, nn.Linear):
             raise TypeError(f"BitFit targets nn.Linear layers, got {type(base_layer).__name__}.")
@@ -26,14 +28,16 @@ class BitFitLayer(nn.Module, BaseTunerLayer):
         self._created_bias = False  # merging into a bias-free layer adds a (zero-initialised) bias
         self.in_features, self.out_features = base_layer.in_features, base_layer.out_features
         self._active_adapter = adapter_name
-        self.update_layer(adapter_name)
+        self.update_layer(adapter_name, bias_init=bias_init)
 
-    def update_layer(self, adapter_name: str, inference_mode: bool = False) -> None:
+    def update_layer(self, adapter_name: str, inference_mode: bool = False, bias_init: str = "zeros") -> None:
         weight = self.get_base_layer().weight
         # fp32 whatever the base dtype (master weights): a bf16 delta would lose small updates
-        self.bitfit_bias[adapter_name] = nn.Parameter(
-            torch.zeros(self.out_features, device=weight.device, dtype=torch.float32)
-        )
+        delta = torch.zeros(self.out_features, device=weight.device, dtype=torch.float32)
+        if bias_init == "linear":  # nn.Linear.reset_parameters' bias: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+            bound = 1 / math.sqrt(self.in_features)
+            nn.init.uniform_(delta, -bound, bound)
+        self.bitfit_bias[adapter_name] = nn.Parameter(delta)
         self.set_adapter(self.active_adapters, inference_mode=inference_mode)
 
     def forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:

@@ -31,9 +31,9 @@ class BitFitModel(BaseTuner):
         **kwargs,
     ) -> None:
         if isinstance(target, BitFitLayer):
-            target.update_layer(adapter_name)
+            target.update_layer(adapter_name, bias_init=peft_config.bias_init)
             return
-        new_module = BitFitLayer(target, adapter_name)
+        new_module = BitFitLayer(target, adapter_name, bias_init=peft_config.bias_init)
         if adapter_name not in self.active_adapters:
             new_module.requires_grad_(False)
         self._replace_module(parent, target_name, new_module, target)

@@ -62,7 +62,7 @@ OPTIONS = {
         "target_modules": ["k_proj", "v_proj", "down_proj"],
     },
     "ln_tuning": {},
-    "bitfit": {"target_modules": ["q_proj", "v_proj"]},
+    "bitfit": {"target_modules": ["q_proj", "v_proj"], "bias_init": "linear"},  # nn.Linear init
 }
 
 

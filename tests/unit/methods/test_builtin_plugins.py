@@ -71,3 +71,22 @@ def test_svft_band_width_sets_the_parameter_count(compose, cache_dir):
     assert counts[0] == layers * (32 + 32 + 64 + 3)
     band3 = lambda r: r + 2 * sum(r - k for k in (1, 2, 3))  # noqa: E731
     assert counts[1] == layers * (2 * band3(32) + band3(64) + 3)
+
+
+def test_bitfit_linear_init_is_nn_linears_bias_init(compose, cache_dir):
+    """bias_init=linear (PEFT-Factory's peft/bitfit, the paper presets): each trained bias starts as
+    nn.Linear's own, U(-1/sqrt(fan_in), 1/sqrt(fan_in)); the default starts at zero."""
+    cfg = compose("model=tiny-random", "method=peft_bench/bitfit")
+    assert cfg.method.options.bias_init == "linear"
+    base, _ = load_model_and_tokenizer(cfg.model, cache_dir)
+    torch.manual_seed(0)
+    model = apply_method(base, cfg.method)
+    biases = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    assert len(biases) == 4  # q and v of 2 layers (tiny-random)
+    for name, bias in biases.items():
+        fan_in = 64  # hidden size: q_proj and v_proj read the hidden state
+        bound = 1 / fan_in**0.5
+        assert bias.abs().max() <= bound and bias.abs().min() > 0, name
+        assert bias.std() > bound / 4, name  # spread over the range, not a constant
+    zero = apply_method(load_model_and_tokenizer(cfg.model, cache_dir)[0], compose("method=bitfit").method)
+    assert all(float(p.abs().max()) == 0.0 for p in zero.parameters() if p.requires_grad)

@@ -90,6 +90,9 @@ class MethodConfig:
     training: dict[str, Any] = field(default_factory=dict)
     quantization: dict[str, Any] = field(default_factory=dict)  # BitsAndBytesConfig fields (QLoRA)
     plugins_dir: str | None = None  # custom methods folder; default $PEFT_DIR or plugins/
+    # prompt tuning with prompt_tuning_init SAMPLE_VOCAB: draw the init token ids among the first N ids of the
+    # vocabulary, as PEFT-Factory did (N = 5000); None: peft's draw over the whole vocabulary
+    init_vocab_limit: int | None = None
 
 
 PROMPT_STYLES = ("peftbench", "paper")

@@ -61,6 +61,16 @@ def build_peft_config(method: DictConfig):
 
 def validate_peft(method: DictConfig) -> None:
     config = build_peft_config(method)
+    if method.get("init_vocab_limit") is not None and (
+        getattr(config.peft_type, "value", config.peft_type) != "PROMPT_TUNING"
+        or getattr(config.prompt_tuning_init, "value", config.prompt_tuning_init) != "SAMPLE_VOCAB"
+    ):
+        raise ConfigError(
+            f"method {method.name!r}: method.init_vocab_limit applies to prompt tuning with "
+            "prompt_tuning_init SAMPLE_VOCAB only; remove it or use method=prompt_tuning."
+        )
+    if method.get("init_vocab_limit") is not None and int(method.init_vocab_limit) < 1:
+        raise ConfigError(f"method {method.name!r}: method.init_vocab_limit must be >= 1.")
     soft = bool(config.is_prompt_learning)
     if soft != (method.family == "soft_prompt"):
         want = "soft_prompt" if soft else "not soft_prompt (e.g. reparametrized)"
@@ -85,7 +95,24 @@ def apply_peft(model, method: DictConfig):
         _save_initial_adapter(model)
     if config.peft_type == "MULTITASK_PROMPT_TUNING":
         _default_task_ids(model)
+    if method.get("init_vocab_limit"):
+        _init_from_first_vocab_ids(model, int(method.init_vocab_limit))
     return model
+
+
+def _init_from_first_vocab_ids(model, limit: int) -> None:
+    """Prompt tuning's SAMPLE_VOCAB init drawn among the first ``limit`` token ids (PEFT-Factory's: 5000)
+    instead of the whole vocabulary: each virtual token starts as one of those words' embeddings."""
+    import torch
+
+    words = model.word_embeddings
+    for encoder in model.prompt_encoder.values():
+        weight = encoder.embedding.weight
+        ids = torch.randint(
+            0, min(limit, words.num_embeddings), (weight.shape[0],), device=words.weight.device
+        )
+        with torch.no_grad():
+            weight.copy_(words(ids).to(weight.dtype))
 
 
 def save_peft(model, method: DictConfig, folder: Path) -> None:

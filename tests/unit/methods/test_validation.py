@@ -122,3 +122,31 @@ def test_qlora_and_galore_validate_as_configs_but_need_their_machine(compose):
     if importlib.util.find_spec("galore_torch") is None:
         with pytest.raises(ConfigError, match=r"needs the package 'galore-torch'.*pip install galore-torch"):
             check_requirements(galore.method)
+
+
+def test_prompt_tuning_init_among_the_first_vocabulary_ids(compose, cache_dir):
+    """method.init_vocab_limit (PEFT-Factory's prompt-tuning init, the paper preset's 5,000): every virtual
+    token starts as the embedding of one of the first N token ids."""
+    import torch
+
+    from bench.methods import apply_method
+    from bench.models import load_model_and_tokenizer
+
+    cfg = compose("model=tiny-random", "method=peft_bench/prompt_tuning", "method.init_vocab_limit=10")
+    assert compose("method=peft_bench/prompt_tuning").method.init_vocab_limit == 5000
+    validate(cfg)
+    base, _ = load_model_and_tokenizer(cfg.model, cache_dir)
+    torch.manual_seed(0)
+    model = apply_method(base, cfg.method)
+    words = model.word_embeddings.weight.detach()
+    prompt = model.prompt_encoder["default"].embedding.weight.detach()
+    equal = (prompt[:, None, :] == words[None, :, :]).all(dim=-1)  # (virtual tokens, vocabulary)
+    assert equal.any(dim=1).all()  # each virtual token is a word embedding exactly
+    ids = {int(i) for i in equal.float().argmax(dim=1)}
+    assert max(ids) < 10 and len(ids) > 1
+
+
+def test_init_vocab_limit_is_for_sampled_prompt_tuning_only(compose):
+    cfg = compose("model=tiny-random", "method=lora", "method.init_vocab_limit=5000")
+    with pytest.raises(ConfigError, match="init_vocab_limit applies to prompt tuning"):
+        validate(cfg)

@@ -55,8 +55,8 @@ def _flip_invalid(preds: Sequence[str], targets: Sequence[str], labels: Sequence
     return out
 
 
-def f1_second_label(preds: Sequence[str], targets: Sequence[str], labels: Sequence[str]) -> float:
-    """Binary F1 of ``labels[1]`` after flipping invalid answers (the script's ``f1``)."""
+def _flipped_f1(preds: Sequence[str], targets: Sequence[str], labels: Sequence[str], average: str) -> float:
+    """sklearn's F1 over label ids after the script's flipping of invalid answers; NaN for no rows."""
     from sklearn.metrics import f1_score
 
     if not targets:
@@ -64,19 +64,17 @@ def f1_second_label(preds: Sequence[str], targets: Sequence[str], labels: Sequen
     labels = [label.lower() for label in labels]
     flipped = _flip_invalid(preds, targets, labels)
     ids = {label: i for i, label in enumerate(labels)}
-    return float(f1_score([ids[t[:EM_WIDTH]] for t in targets], [ids[p] for p in flipped]))
+    return float(f1_score([ids[t[:EM_WIDTH]] for t in targets], [ids[p] for p in flipped], average=average))
+
+
+def f1_second_label(preds: Sequence[str], targets: Sequence[str], labels: Sequence[str]) -> float:
+    """Binary F1 of ``labels[1]`` after flipping invalid answers (the script's ``f1``)."""
+    return _flipped_f1(preds, targets, labels, average="binary")
 
 
 def macro_f1(preds: Sequence[str], targets: Sequence[str], labels: Sequence[str]) -> float:
     """Macro-F1 over the labels that occur, after flipping invalid answers (the script's ``macro_f1``)."""
-    from sklearn.metrics import f1_score
-
-    if not targets:
-        return math.nan
-    labels = [label.lower() for label in labels]
-    flipped = _flip_invalid(preds, targets, labels)
-    ids = {label: i for i, label in enumerate(labels)}
-    return float(f1_score([ids[t[:EM_WIDTH]] for t in targets], [ids[p] for p in flipped], average="macro"))
+    return _flipped_f1(preds, targets, labels, average="macro")
 
 
 def _to_float(text: str, default: float = STSB_DEFAULT) -> float:

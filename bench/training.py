@@ -42,9 +42,9 @@ class TrainOutcome:
 
 
 def effective_learning_rate(cfg: DictConfig) -> float:
-    return float(
-        cfg.trainer.learning_rate if cfg.trainer.learning_rate is not None else cfg.method.learning_rate
-    )
+    """``trainer.learning_rate`` (else the method's), times ``trainer.learning_rate_scale``."""
+    base = cfg.trainer.learning_rate if cfg.trainer.learning_rate is not None else cfg.method.learning_rate
+    return float(base) * float(cfg.trainer.get("learning_rate_scale", 1.0))
 
 
 def total_steps(cfg: DictConfig, n_train: int) -> int:

@@ -32,7 +32,17 @@ NOT_IDENTITY: tuple[str, ...] = (
     "eval.batch_size",  # predictions are batch-invariant (tests/integration/test_run.py)
     "model.architecture",  # descriptive shapes for bench.plan; the weights decide them
     "method.plugins_dir",  # where a plugin's code is found
+    "search",  # a search's description: its trials differ by the explicit settings they override
 )
+
+# Settings added after runs existed, left out of the identity while they hold their neutral value: a run
+# that does not use them keeps its key (and a tuned run at scale 1.0 is the default run).
+OMITTED_AT_DEFAULT: dict[str, Any] = {
+    "trainer.learning_rate_scale": 1.0,
+    "eval.validation": False,
+    "eval.max_validation_samples": None,
+    "eval.test": True,
+}
 
 
 def _drop(data: dict[str, Any], dotted: str) -> None:
@@ -56,6 +66,17 @@ def identity_settings(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
         data[key] = copy.deepcopy(value)
     for dotted in NOT_IDENTITY:
         _drop(data, dotted)
+    for dotted, neutral in OMITTED_AT_DEFAULT.items():
+        if _get(data, dotted, neutral) == neutral:
+            _drop(data, dotted)
+    return data
+
+
+def _get(data: dict[str, Any], dotted: str, missing: Any) -> Any:
+    for part in dotted.split("."):
+        if not isinstance(data, dict) or part not in data:
+            return missing
+        data = data[part]
     return data
 
 

@@ -177,6 +177,8 @@ class TrainerConfig:
     max_steps: int = -1  # > 0 overrides num_train_epochs
     num_train_epochs: float = 1.0
     learning_rate: float | None = None  # None: the method's learning_rate
+    # multiplies the learning rate above (search trials: bench.search); 1.0 is left out of run keys
+    learning_rate_scale: float = 1.0
     batch_size: int = 8
     gradient_accumulation_steps: int = 1
     warmup_ratio: float = 0.1
@@ -199,6 +201,11 @@ class EvalConfig:
     mode: str = "generate"  # generate (the protocol) | score (rank label words by log-likelihood)
     batch_size: int = 32  # prompts are sorted by length, so batches carry little padding
     max_new_tokens: int | None = None  # None: longest label + 1 for classification
+    # also predict the held-out validation split in eval.mode and score it (result.json ``validation``):
+    # the objective of a hyperparameter search (bench.search); never the test split
+    validation: bool = False
+    max_validation_samples: int | None = None  # cap on the validation rows predicted (fixed seed); None: all
+    test: bool = True  # predict the test split; search trials set false (no test score is ever seen)
 
 
 @dataclass
@@ -220,6 +227,31 @@ class LoggerConfig:
     group: str | None = None  # None: the sweep's name (the results folder's name)
 
 
+SEARCH_OBJECTIVES = ("headline", "loss")  # on the validation split: its headline metric, or its loss
+
+
+@dataclass
+class SearchConfig:
+    """A hyperparameter search (``search=<name>``, conf/search/), run by ``python -m bench.search``.
+
+    ``space`` maps a dotted run-config key to the values to try; ``family_space`` replaces it for a
+    method family (soft prompts search a wider learning-rate range). Every method gets the same number
+    of trials, ``budget``: a space whose grid has another size is an error. Stage 1 runs each trial
+    once (``trial_seed``) with validation scoring only; stage 2 runs ``final_seeds`` at each cell's
+    chosen setting (and at the default one, ``include_default``) on the test split.
+    """
+
+    name: str = MISSING
+    budget: int = MISSING  # trials per (model, method, dataset): the same for every method
+    space: dict[str, list[Any]] = field(default_factory=dict)
+    family_space: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
+    objective: str = "headline"  # one of SEARCH_OBJECTIVES, on the validation split
+    max_validation_samples: int | None = 200  # cap on the validation rows each trial predicts
+    trial_seed: int = 42
+    final_seeds: list[int] = field(default_factory=lambda: [42, 123, 456])
+    include_default: bool = True  # stage 2 also runs the untuned setting: default vs tuned side by side
+
+
 @dataclass
 class Config:
     seed: int = 42
@@ -235,6 +267,7 @@ class Config:
     logger: LoggerConfig = MISSING
     save_adapter: bool = True
     rerun: bool = False  # run again even when this run's folder holds a successful result
+    search: SearchConfig | None = None  # search=<name>: read by bench.search and bench.plan, not by a run
 
 
 def register_configs() -> None:

@@ -13,9 +13,17 @@ from bench import CONF_DIR, PROJECT_DIR
 from bench.config.validate import validate
 from bench.errors import ConfigError
 
-GROUPS = ("model", "method", "dataset", "metric", "hardware", "logger")
+GROUPS = ("model", "method", "dataset", "metric", "hardware", "logger", "search")
 # Config files per group; update the group's count when adding a config.
-EXPECTED_PER_GROUP = {"model": 6, "method": 34, "dataset": 28, "metric": 1, "hardware": 6, "logger": 2}
+EXPECTED_PER_GROUP = {
+    "model": 6,
+    "method": 34,
+    "dataset": 28,
+    "metric": 1,
+    "hardware": 6,
+    "logger": 2,
+    "search": 2,
+}
 EXPECTED_OTHER = [
     "config.yaml",
     "experiment/peft_bench.yaml",

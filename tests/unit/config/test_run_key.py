@@ -62,3 +62,24 @@ def test_identity_settings_drop_nested_keys_only():
 
     cfg = {"hardware": {"device": "cpu", "num_threads": 4}, "eval": {"batch_size": 8, "mode": "score"}}
     assert identity_settings(cfg) == {"hardware": {"device": "cpu"}, "eval": {"mode": "score"}}
+
+
+def test_search_settings_keep_old_keys_at_their_neutral_value(compose):
+    """learning_rate_scale 1.0, eval.validation false, eval.test true: the key of a run made before these
+    settings existed (they are dropped from the identity), so a tuned run at scale 1 is the default run."""
+    from omegaconf import OmegaConf
+
+    from bench.config.run_key import config_hash
+
+    cfg = compose("model=tiny-random")
+    old = OmegaConf.to_container(cfg, resolve=True)
+    del old["trainer"]["learning_rate_scale"]
+    for key in ("validation", "max_validation_samples", "test"):
+        del old["eval"][key]
+    old.pop("search")
+    assert config_hash(old) == config_hash(cfg)
+    base = run_key(cfg)
+    assert run_key(compose("model=tiny-random", "trainer.learning_rate_scale=1.0")) == base
+    assert run_key(compose("model=tiny-random", "search=lr")) == base  # a search's description only
+    for override in ("trainer.learning_rate_scale=3", "eval.validation=true", "eval.test=false"):
+        assert run_key(compose("model=tiny-random", override)) != base, override

@@ -1,0 +1,209 @@
+"""The search core (bench/search.py): spaces, the equal budget, validation-only selection, search.json."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from omegaconf import OmegaConf
+
+from bench import CONF_DIR, PROJECT_DIR
+from bench.config.schema import SearchConfig
+from bench.errors import ConfigError
+from bench.search import (
+    CellRecord,
+    SearchRecord,
+    TrialRecord,
+    cell_space,
+    edge_keys,
+    objective_value,
+    read_search,
+    search_path,
+    select,
+    trials,
+    write_search,
+)
+
+LR = "trainer.learning_rate_scale"
+
+
+def _search(name: str = "lr") -> SearchConfig:
+    """conf/search/<name>.yaml merged into its schema (lr_loss's defaults list read by hand)."""
+    raw = OmegaConf.load(CONF_DIR / "search" / f"{name}.yaml")
+    base = OmegaConf.structured(SearchConfig)
+    for parent in [d for d in raw.pop("defaults", []) if d != "_self_"]:
+        base = OmegaConf.merge(base, OmegaConf.load(CONF_DIR / "search" / f"{parent}.yaml"))
+    return OmegaConf.merge(base, raw)
+
+
+def _trial(scale, validation, test=None, status="success", loss=None, lr=None) -> TrialRecord:
+    """A trial built from a result.json-like record that has both a validation and a test score."""
+    record = {
+        "status": status,
+        "headline_value": test,  # the test split's score: a search must never look at it
+        "validation": None if validation is None else {"headline_value": validation, "eval_runtime_s": 1.5},
+        "best_val_loss": loss,
+        "learning_rate": lr,
+        "wall_time_s": 10.0,
+        "train_runtime_s": 8.0,
+    }
+    return TrialRecord.from_result(f"k{scale}", f"/r/k{scale}", {LR: scale}, record, "headline")
+
+
+def test_lr_space_is_five_log_spaced_values_and_soft_prompts_search_wider():
+    lr = _search("lr")
+    assert cell_space(lr, "reparametrized") == {LR: [0.1, 0.3162, 1.0, 3.162, 10.0]}
+    assert cell_space(lr, "soft_prompt") == {LR: [0.01, 0.1, 1.0, 10.0, 100.0]}
+    assert trials(lr, "adapter") == [{LR: v} for v in (0.1, 0.3162, 1.0, 3.162, 10.0)]
+    assert trials(lr, "soft_prompt")[0] == {LR: 0.01} and len(trials(lr, "soft_prompt")) == lr.budget == 5
+    loss = _search("lr_loss")
+    assert (loss.name, loss.objective, loss.budget, loss.max_validation_samples) == (
+        "lr_loss",
+        "loss",
+        5,
+        None,
+    )
+
+
+def test_trials_are_the_grid_in_key_order():
+    search = SearchConfig(name="two", budget=4, space={"a": [1, 2], "b": ["x", "y"]})
+    assert trials(search, "reparametrized") == [
+        {"a": 1, "b": "x"},
+        {"a": 1, "b": "y"},
+        {"a": 2, "b": "x"},
+        {"a": 2, "b": "y"},
+    ]
+
+
+def test_a_family_with_another_budget_is_an_error_naming_it():
+    search = SearchConfig(
+        name="lr", budget=3, space={LR: [0.1, 1.0, 10.0]}, family_space={"soft_prompt": {LR: [0.1, 1.0]}}
+    )
+    assert len(trials(search, "reparametrized")) == 3
+    with pytest.raises(ConfigError) as err:
+        trials(search, "soft_prompt")
+    text = str(err.value)
+    assert "'soft_prompt' gets 2 trials from search.family_space.soft_prompt" in text
+    assert "search.budget=3" in text and "same budget" in text
+    with pytest.raises(ConfigError, match="'selective' gets 3 trials from search.space"):
+        trials(SearchConfig(name="lr", budget=5, space={LR: [0.1, 1.0, 10.0]}), "selective")
+
+
+def test_validation_wins_where_the_test_split_would_choose_another_trial():
+    # Trial 0.1 is best on test (0.90) but worst on validation; 10 is best on validation (0.70).
+    records = [_trial(0.1, 0.50, test=0.90), _trial(1.0, 0.60, test=0.80), _trial(10.0, 0.70, test=0.60)]
+    assert [t.objective for t in records] == [0.50, 0.60, 0.70]  # read from "validation" only
+    choice = select(records, "headline", {LR: [0.1, 1.0, 10.0]}, {LR: 1.0})
+    assert choice.index == 2 and choice.settings == {LR: 10.0} and choice.objective == 0.70
+    assert choice.at_edge == [LR]
+
+
+def test_loss_objective_picks_the_lowest_validation_loss():
+    records = [
+        TrialRecord.from_result("a", "/a", {LR: 0.1}, {"status": "success", "best_val_loss": 2.5}, "loss"),
+        TrialRecord.from_result("b", "/b", {LR: 1.0}, {"status": "success", "best_val_loss": 1.25}, "loss"),
+        TrialRecord.from_result(
+            "c",
+            "/c",
+            {LR: 10.0},
+            {"status": "success", "best_val_loss": 1.75, "headline_value": 0.99},
+            "loss",
+        ),
+    ]
+    choice = select(records, "loss", {LR: [0.1, 1.0, 10.0]}, {LR: 1.0})
+    assert (choice.index, choice.objective, choice.at_edge) == (1, 1.25, [])
+
+
+def test_ties_go_to_the_value_closest_to_the_default_by_log_distance():
+    # 0.3162 and 10 tie; |log(0.3162)| = 1.15 < |log 10| = 2.30, so 0.3162 wins though 10 comes later
+    # and 0.1 (listed first) is lower.
+    records = [_trial(0.1, 0.4), _trial(0.3162, 0.8), _trial(3.162, 0.7), _trial(10.0, 0.8)]
+    choice = select(list(reversed(records)), "headline", None, {LR: 1.0})
+    assert choice.settings == {LR: 0.3162} and choice.at_edge == []
+    # equal distances (0.1 and 10 around 1): the first one listed
+    assert select([_trial(10.0, 0.5), _trial(0.1, 0.5)], "headline", None, {LR: 1.0}).settings == {LR: 10.0}
+    assert select([_trial(0.1, 0.5), _trial(10.0, 0.5)], "headline", None, {LR: 1.0}).settings == {LR: 0.1}
+
+
+def test_failed_diverged_or_unscored_trials_never_win():
+    records = [
+        _trial(0.1, 0.99, status="failed"),
+        _trial(0.3162, 0.98, status="diverged"),
+        _trial(1.0, None),  # succeeded but no validation block
+        _trial(3.162, float("nan")),
+        _trial(10.0, 0.10),
+    ]
+    assert [t.objective for t in records] == [None, None, None, None, 0.10]
+    choice = select(records, "headline", {LR: [0.1, 0.3162, 1.0, 3.162, 10.0]}, {LR: 1.0})
+    assert choice.settings == {LR: 10.0} and choice.at_edge == [LR]
+    nothing = select(records[:4], "headline", None, {LR: 1.0})
+    assert (nothing.index, nothing.settings, nothing.objective, nothing.at_edge) == (None, None, None, [])
+
+
+def test_edge_is_the_smallest_or_largest_numeric_value_of_the_range():
+    space = {LR: [0.1, 1.0, 10.0], "b": ["x", "y"], "c": [5]}
+    assert edge_keys({LR: 0.1, "b": "x", "c": 5}, space) == [LR]  # categorical and 1-value keys: no edge
+    assert edge_keys({LR: 1.0, "b": "y", "c": 5}, space) == []
+
+
+def test_objective_value_reads_validation_only_and_rejects_an_unknown_objective():
+    record = {"status": "success", "headline_value": 0.9, "validation": {"headline_value": 0.4}}
+    assert objective_value(record, "headline") == 0.4
+    assert (
+        objective_value({"status": "success", "headline_value": 0.9, "validation": None}, "headline") is None
+    )
+    assert objective_value(None, "headline") is None
+    with pytest.raises(ConfigError, match="search.objective='accuracy'"):
+        objective_value(record, "accuracy")
+
+
+def test_search_json_round_trips_and_merges_cells(tmp_path):
+    search = _search("lr")
+    record = SearchRecord.from_config(search, git_commit="abc")
+    cell = CellRecord(
+        "tiny", "lora", "reparametrized", "glue/sst2", cell_space(search, "reparametrized"), {LR: 1.0}
+    )
+    cell.trials = [
+        _trial(0.1, 0.5, lr=1e-5),
+        _trial(1.0, 0.7, lr=1e-4),
+        _trial(10.0, None, status="failed", lr=1e-3),
+    ]
+    cell.trials.append(TrialRecord("k3", "/r/k3", {LR: 3.162}))  # not run yet
+    cell.choose("headline", device="cpu")
+    cell.final = {"tuned": ["t1", "t2"], "default": ["t1", "t2"]}
+    record.merge([cell])
+    path = search_path(tmp_path, "lr")
+    assert path == tmp_path / "searches" / "lr" / "search.json"
+    write_search(path, record)
+    data = json.loads(path.read_text())
+    assert list(data)[:4] == ["search", "objective", "objective_split", "budget"]
+    assert (data["search"], data["objective_split"], data["budget"], data["final_seeds"]) == (
+        "lr", "validation", 5, [42, 123, 456])  # fmt: skip
+    (saved,) = data["cells"]
+    assert saved["chosen"] == {LR: 1.0} and saved["chosen_objective"] == 0.7
+    assert saved["chosen_learning_rate"] == 1e-4 and saved["at_edge"] == []
+    assert saved["budget_spent"] == {
+        "trials": 3, "trials_succeeded": 2, "wall_time_s": 30.0, "device_hours": round(30 / 3600, 6),
+        "device": "cpu",
+    }  # fmt: skip
+    assert saved["trials"][0] == {
+        "run_key": "k0.1", "run_dir": "/r/k0.1", "settings": {LR: 0.1}, "learning_rate": 1e-5,
+        "status": "success", "objective": 0.5, "wall_time_s": 10.0, "train_runtime_s": 8.0,
+        "eval_runtime_s": 1.5,
+    }  # fmt: skip
+    assert read_search(path).to_dict() == data  # updated_at included
+    # A relaunch replaces its cells and keeps the others.
+    again = read_search(path)
+    other = CellRecord("tiny", "ia3", "reparametrized", "glue/sst2", {}, {})
+    changed = CellRecord("tiny", "lora", "reparametrized", "glue/sst2", {}, {}, chosen={LR: 0.1})
+    again.merge([other, changed])
+    assert [(c.method, c.chosen) for c in again.cells] == [("lora", {LR: 0.1}), ("ia3", None)]
+    assert read_search(tmp_path / "nothing.json") is None
+
+
+def test_core_imports_without_torch_or_hydra():
+    code = "import sys, bench.search; print(sorted(m for m in ('torch', 'hydra') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=PROJECT_DIR)
+    assert out.stdout.strip() == "[]", out.stderr

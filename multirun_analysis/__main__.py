@@ -97,6 +97,11 @@ def write_all(runs, out: Path, constants: PSCPConfig, with_plots: bool = True, c
         sections.append((name, frame.to_html(index=False, escape=False) + f"<p>{caption}</p>"))
     if not failures.empty:
         sections.append(("Runs not scored", failures.to_html(index=False)))
+    from multirun_analysis.search_tables import write_search_tables  # default vs tuned (search.json)
+
+    for name, text, fragment in write_search_tables(runs, runs.attrs.get("roots", ()), out):
+        md[name] = text
+        sections.append((name, fragment))
     (out / "report.html").write_text(html_report("peftbench results", sections, images))
     return md
 

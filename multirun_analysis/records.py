@@ -64,15 +64,22 @@ def load_runs(
     ``invalid_rate``, ``cap`` (``dataset.max_eval_samples``), and the variant columns of
     :func:`multirun_analysis.variants.assign_variants`. ``filters`` are ``KEY=VALUE`` selections and
     ``group_by`` keys split variants (see :mod:`multirun_analysis.variants`).
-    ``runs.attrs["duplicates"]`` counts the duplicate records dropped."""
+    ``runs.attrs["duplicates"]`` counts the duplicate records dropped, ``runs.attrs["search_trials"]``
+    the search trials left out (``test_evaluated`` false: validation only), ``runs.attrs["roots"]``
+    names the folders (for their search.json files)."""
     from multirun_analysis.variants import apply_filters, assign_variants, check_group_by
 
+    roots = list(roots)
     runs = _read_records(roots)
     runs, duplicates = drop_duplicates(runs)
     runs = apply_filters(runs, filters)
+    # Search trials (validation only, no test score) are neither variants nor unscored runs: counted
+    # here, shown by multirun_analysis.search_tables from the search.json beside them.
+    trials = runs["test_evaluated"] == False  # noqa: E712  (a column of bools)
+    runs = runs[~trials]
     check_group_by(runs, group_by)
     runs = assign_variants(runs, group_by).reset_index(drop=True)
-    runs.attrs["duplicates"] = duplicates
+    runs.attrs.update(duplicates=duplicates, search_trials=int(trials.sum()), roots=[str(r) for r in roots])
     return runs
 
 
@@ -94,9 +101,18 @@ def _read_records(roots: Iterable[str | Path]) -> pd.DataFrame:
         row["invalid_rate"] = row["metrics"].get("invalid_rate")
         row["cap"] = ((row["config"].get("dataset") or {}).get("max_eval_samples")) if row["config"] else None
         row["path"] = str(path.parent)
+        row["test_evaluated"] = _test_evaluated(record, row["config"])
         rows.append(row)
-    extra = ["metrics", "metrics_paper", "config", "invalid_rate", "cap", "path"]
+    extra = ["metrics", "metrics_paper", "config", "invalid_rate", "cap", "path", "test_evaluated"]
     return pd.DataFrame(rows, columns=[*RUN_COLUMNS, *extra])
+
+
+def _test_evaluated(record: dict, config: dict) -> bool:
+    """The record's ``test_evaluated``; a record without it (a failed trial, a record older than the
+    field) was scored on the test split unless its config says ``eval.test: false``."""
+    if record.get("test_evaluated") is not None:
+        return bool(record["test_evaluated"])
+    return (config.get("eval") or {}).get("test", True) is not False
 
 
 def tidy_metrics(runs: pd.DataFrame) -> pd.DataFrame:

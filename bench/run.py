@@ -5,6 +5,10 @@ block), ``predictions.jsonl``, the adapter (saved by the method's provider with 
 peft's ``save_pretrained``, adapters' ``save_adapter``, the full model for full fine-tuning) and
 ``log_history.json``.
 
+``eval.validation=true`` also predicts the held-out validation rows (result.json ``validation``, and
+``predictions_validation.jsonl``); ``eval.test=false`` skips the test split (``test_evaluated: false``,
+empty ``metrics``, ``headline_value`` null, ``n_test`` 0, no ``predictions.jsonl``): a search trial.
+
 Nothing computed is lost: checkpoints stay until ``result.json`` says ``success``, and the trained weights
 are saved to ``adapter/`` (its ``.complete`` marker, written last, holds the training record) before the
 FLOP probe and prediction, so a relaunch after a kill there evaluates them (``resumed_from: adapter``)
@@ -36,6 +40,15 @@ log = logging.getLogger(__name__)
 
 RESULT_FILE = "result.json"
 PREDICTIONS_FILE = "predictions.jsonl"
+VALIDATION_PREDICTIONS_FILE = "predictions_validation.jsonl"
+# metrics_record's keys the validation block repeats (its convention is the run's, recorded once)
+VALIDATION_METRIC_KEYS = (
+    "metrics",
+    "metrics_paper",
+    "paper_headline_metric",
+    "headline_metric",
+    "headline_value",
+)
 ADAPTER_DIR = "adapter"
 CHECKPOINTS_DIR = "checkpoints"
 TRAINED_MARKER = ".complete"  # in adapter/, written last: the training record of the saved weights
@@ -203,7 +216,7 @@ def _execute(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         "trainable_params": trainable,
         "n_train": len(data.train) if data.train is not None else 0,
         "n_val": len(data.val) if data.val is not None else 0,
-        "n_test": len(data.test_examples),
+        "n_test": len(data.test_examples) if cfg.eval.test else 0,  # rows predicted
         "dropped_rows": dict(data.dropped_rows),  # rows without a target, per hub split (never fatal)
         "truncated_rows": dict(data.truncated_rows),  # rows cut to trainer.max_seq_length, per split
         "learning_rate": effective_learning_rate(cfg) if trainable else None,
@@ -247,20 +260,43 @@ def _execute(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     tuned_flops = forward_flops(model, probe) if cfg.method.provider != "none" else base_flops
     out.update(base_flops=base_flops, flops_delta=max(0, tuned_flops - base_flops))
 
-    with PeakMemory(device) as peak:
-        evaluation = predict(cfg, model, tokenizer, data)
-    write_jsonl_atomic(run_dir / PREDICTIONS_FILE, evaluation.rows)
-    out.update(
-        **metrics_record(evaluation.metrics, evaluation.metrics_paper, evaluation.paper_headline, cfg),
-        eval_runtime_s=round(evaluation.runtime_s, 3),
-        eval_samples_per_s=round(len(evaluation.rows) / evaluation.runtime_s, 3)
-        if evaluation.runtime_s
-        else None,
-        peak_eval_memory_bytes=peak.peak_bytes,
-        **peak.cuda_record("peak_eval_memory"),
-        max_new_tokens=evaluation.max_new_tokens,
-        eval_mode=cfg.eval.mode,
-    )
+    # a relaunch or rerun with other eval settings in this folder leaves no stale predictions behind
+    for wanted, name in (
+        (cfg.eval.test, PREDICTIONS_FILE),
+        (cfg.eval.validation, VALIDATION_PREDICTIONS_FILE),
+    ):
+        if not wanted:
+            (run_dir / name).unlink(missing_ok=True)
+    out["validation"] = None
+    if cfg.eval.validation:  # the search objective: scored on held-out train rows, never on test
+        evaluation = predict(cfg, model, tokenizer, data, split="validation")
+        write_jsonl_atomic(run_dir / VALIDATION_PREDICTIONS_FILE, evaluation.rows)
+        out["validation"] = validation_record(evaluation, data, cfg)
+    out["test_evaluated"] = bool(cfg.eval.test)
+    if cfg.eval.test:
+        with PeakMemory(device) as peak:
+            evaluation = predict(cfg, model, tokenizer, data)
+        write_jsonl_atomic(run_dir / PREDICTIONS_FILE, evaluation.rows)
+        out.update(
+            **metrics_record(evaluation.metrics, evaluation.metrics_paper, evaluation.paper_headline, cfg),
+            eval_runtime_s=round(evaluation.runtime_s, 3),
+            eval_samples_per_s=round(len(evaluation.rows) / evaluation.runtime_s, 3)
+            if evaluation.runtime_s
+            else None,
+            peak_eval_memory_bytes=peak.peak_bytes,
+            **peak.cuda_record("peak_eval_memory"),
+            max_new_tokens=evaluation.max_new_tokens,
+            eval_mode=cfg.eval.mode,
+        )
+    else:  # nothing about the test split is measured: no metrics, no headline, PSCP of NaN
+        out.update(
+            **metrics_record({}, {}, _paper_headline_name(cfg.dataset), cfg),
+            eval_runtime_s=None,
+            eval_samples_per_s=None,
+            peak_eval_memory_bytes=None,
+            max_new_tokens=None,
+            eval_mode=cfg.eval.mode,
+        )
     out["pscp"] = pscp_record(
         out["headline_value"],
         out["trainable_params"],
@@ -269,6 +305,28 @@ def _execute(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         cfg.metric.pscp,
     )
     return out
+
+
+def validation_record(evaluation, data, cfg: DictConfig) -> dict[str, Any]:
+    """result.json's ``validation`` block: the held-out rows' metrics in both conventions and headline."""
+    metrics = metrics_record(evaluation.metrics, evaluation.metrics_paper, evaluation.paper_headline, cfg)
+    return {
+        "split": "validation",
+        "n": len(evaluation.rows),
+        "n_available": data.validation_available,
+        "cap": cfg.eval.max_validation_samples,
+        **{key: metrics[key] for key in VALIDATION_METRIC_KEYS},
+        "eval_runtime_s": round(evaluation.runtime_s, 3),
+        "mode": cfg.eval.mode,
+    }
+
+
+def _paper_headline_name(ds) -> str | None:
+    """The metric PEFT-Bench reports for ``ds`` (the headline name when no test score exists)."""
+    from bench.evaluation.scoring import PAPER_HEADLINES, paper_kind
+
+    kind = paper_kind(ds)
+    return PAPER_HEADLINES[kind] if kind else None
 
 
 def _datasets_cache_under(cache_dir: str) -> None:

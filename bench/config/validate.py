@@ -84,6 +84,26 @@ def check_precision(precision: str, device: str) -> None:
         )
 
 
+def check_eval_splits(cfg: DictConfig) -> None:
+    """eval.test / eval.validation: at least one split is predicted, and a validation split exists."""
+    ev = cfg.eval
+    if not ev.test and not ev.validation:
+        raise ConfigError(
+            "eval.test=false and eval.validation=false: nothing would be evaluated; "
+            "set eval.validation=true or eval.test=true."
+        )
+    if ev.validation and cfg.dataset.val_fraction == 0:
+        raise ConfigError(
+            "eval.validation=true predicts the held-out validation rows, but dataset.val_fraction=0 holds "
+            "out none: set dataset.val_fraction > 0 (e.g. 0.1) or eval.validation=false."
+        )
+    if ev.max_validation_samples is not None and ev.max_validation_samples < 1:
+        raise ConfigError(
+            f"eval.max_validation_samples={ev.max_validation_samples} must be at least 1 (or null for all "
+            "held-out rows)."
+        )
+
+
 def validate(cfg: DictConfig) -> None:
     from bench.methods import validate_method
     from bench.metrics import METRICS
@@ -127,6 +147,7 @@ def validate(cfg: DictConfig) -> None:
     for key in ("max_train_samples", "max_eval_samples"):
         if ds[key] is not None and ds[key] < 2:
             raise ConfigError(f"dataset.{key}={ds[key]} must be at least 2 (or null for all rows).")
+    check_eval_splits(cfg)
 
     _one_of("hardware.precision", cfg.hardware.precision, ("fp32", "bf16", "fp16"))
     _one_of("eval.mode", cfg.eval.mode, ("generate", "score"))

@@ -102,6 +102,11 @@ def write_all(runs, out: Path, constants: PSCPConfig, with_plots: bool = True, c
     for name, text, fragment in write_search_tables(runs, runs.attrs.get("roots", ()), out):
         md[name] = text
         sections.append((name, fragment))
+    from multirun_analysis.paper_tables import write_paper_tables  # PEFT-Bench's tables and deltas
+
+    for name, text, fragment in write_paper_tables(runs, out / "paper", constants=constants):
+        md[name] = text
+        sections.append((name, fragment))
     (out / "report.html").write_text(html_report("peftbench results", sections, images))
     return md
 

@@ -607,6 +607,7 @@ def write_paper_tables(
     out_dir = Path(out_dir)
     if runs.empty:
         return []
+    runs = with_record_fields(runs)  # each result.json read once, not once per table
     convention = resolve_convention(runs, convention)
     written = []
     for name, build in _TABLES.items():

@@ -4,7 +4,9 @@
     python -m bench.rescore --predictions F --dataset D  # print {"metrics": ..., "metrics_paper": ...}
 
 In place, ``result.json`` is rewritten atomically: ``metrics``, ``metrics_paper``, the headline and PSCP
-are recomputed from ``predictions.jsonl`` with the run's own config; the previous values are kept under
+are recomputed from ``predictions.jsonl`` with the run's own config (a run with ``test_evaluated: false``
+has none: its test fields stay empty), and the ``validation`` block's metrics and headline from
+``predictions_validation.jsonl`` where the run has one; the previous values are kept under
 ``metrics_before_rescore`` (with the date and the code commit), every training field is left as it was.
 A predictions file needs per row ``generated`` (or, from score mode, ``parsed``) and ``reference``
 (or ``references``, a list of golds).
@@ -26,6 +28,7 @@ from bench.results import _nan_to_none, git_commit, write_json_atomic
 
 RESULT_FILE = "result.json"
 PREDICTIONS_FILE = "predictions.jsonl"
+VALIDATION_PREDICTIONS_FILE = "predictions_validation.jsonl"
 RESCORED_KEYS = ("metrics", "metrics_paper", "paper_headline_metric", "convention", "headline_metric",
                  "headline_value", "pscp")  # fmt: skip
 
@@ -70,30 +73,38 @@ def dataset_config(name: str) -> DictConfig:
 def rescore_run(run_dir: str | Path) -> dict[str, Any]:
     """Recompute both conventions of one finished run from its predictions; returns the new record."""
     from bench.data.prompts import apply_prompt_style
-    from bench.run import metrics_record, pscp_record
+    from bench.run import VALIDATION_METRIC_KEYS, metrics_record, pscp_record
 
     run_dir = Path(run_dir)
     record = json.loads((run_dir / RESULT_FILE).read_text())
-    if not (run_dir / PREDICTIONS_FILE).exists():
-        raise FileNotFoundError(
-            f"{run_dir / PREDICTIONS_FILE} not found: only a finished run can be re-scored"
-        )
+    test = record.get("test_evaluated", True)  # records from before eval.test always predicted test
+    validation = record.get("validation") is not None
+    for wanted, name in ((test, PREDICTIONS_FILE), (validation, VALIDATION_PREDICTIONS_FILE)):
+        if wanted and not (run_dir / name).exists():
+            raise FileNotFoundError(f"{run_dir / name} not found: only a finished run can be re-scored")
     cfg = OmegaConf.create(record["config"])
     if "convention" not in cfg.metric:  # a run from before the conventions: peftbench's
         cfg.metric.convention = "peftbench"
     # the recorded config is the composed one; a paper-prompt run answered in the paper's label words
     apply_prompt_style(cfg.dataset)
-    scores = score_file(run_dir / PREDICTIONS_FILE, cfg.dataset)
     before = {key: record[key] for key in RESCORED_KEYS if key in record}
-    new = metrics_record(scores.metrics, scores.metrics_paper, scores.paper_headline, cfg)
-    if "trainable_params" in record:
-        new["pscp"] = pscp_record(
-            new["headline_value"],
-            record["trainable_params"],
-            record.get("flops_delta", 0),
-            record.get("peak_memory_bytes", 0),
-            cfg.metric.pscp,
-        )
+    new: dict[str, Any] = {}
+    if test:
+        scores = score_file(run_dir / PREDICTIONS_FILE, cfg.dataset)
+        new = metrics_record(scores.metrics, scores.metrics_paper, scores.paper_headline, cfg)
+        if "trainable_params" in record:
+            new["pscp"] = pscp_record(
+                new["headline_value"],
+                record["trainable_params"],
+                record.get("flops_delta", 0),
+                record.get("peak_memory_bytes", 0),
+                cfg.metric.pscp,
+            )
+    if validation:
+        before["validation"] = {key: record["validation"].get(key) for key in VALIDATION_METRIC_KEYS}
+        scores = score_file(run_dir / VALIDATION_PREDICTIONS_FILE, cfg.dataset)
+        metrics = metrics_record(scores.metrics, scores.metrics_paper, scores.paper_headline, cfg)
+        new["validation"] = {**record["validation"], **{key: metrics[key] for key in VALIDATION_METRIC_KEYS}}
     history = record.get("metrics_before_rescore", [])
     record.update(new)
     record["metrics_before_rescore"] = [
@@ -124,7 +135,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give run folders, or --predictions FILE --dataset NAME")
     for run_dir in args.run_dirs:
         record = rescore_run(run_dir)
-        print(f"{run_dir}: {record['headline_metric']} = {record['headline_value']} ({record['convention']})")
+        line = f"{run_dir}: {record['headline_metric']} = {record['headline_value']} ({record['convention']})"
+        if record.get("validation"):
+            line += f"; validation {record['validation']['headline_value']}"
+        print(line)
     return 0
 
 

@@ -130,6 +130,22 @@ def test_generated_answers_are_scored_from_the_written_rows(compose, tmp_path, m
     )
 
 
+def test_rescore_recomputes_the_validation_block(runs, tmp_path):
+    from bench.rescore import rescore_run
+
+    _, run_dir, record = runs["no_test"]
+    shutil.copytree(run_dir, tmp_path, dirs_exist_ok=True)
+    rows = _rows(tmp_path / "predictions_validation.jsonl")
+    answered = [{**row, "generated": row["reference"]} for row in rows]  # every answer right now
+    (tmp_path / "predictions_validation.jsonl").write_text("".join(json.dumps(r) + "\n" for r in answered))
+    new = rescore_run(tmp_path)
+    assert new["validation"]["metrics"] == {"accuracy": 1.0, "f1_macro": 1.0, "invalid_rate": 0.0}
+    assert new["validation"]["headline_value"] == 1.0 and new["validation"]["n"] == CAP
+    assert new["metrics"] == {} and new["headline_value"] is None  # no test predictions to re-score
+    before = new["metrics_before_rescore"][-1]["validation"]
+    assert before["headline_value"] == record["validation"]["headline_value"]
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [

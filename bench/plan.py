@@ -21,6 +21,13 @@ Estimates, stated so they can be checked (``--help`` prints them):
     (7 hidden + 2 kv + 4 intermediate) elements (2 bytes under bf16/fp16, 4 in fp32) + fp32 logits and
     their gradient (soft prompts: every position; others: 8 answer positions) + 1 GiB (CUDA context,
     allocator cache); seq = the longest row seen (capped at max_seq_length) + virtual tokens.
+  - search=<name> (conf/search): one row per (model, method, dataset), the grid's seeds ignored. Stage 1:
+    ``bench.search.trials`` (search.budget per cell, every method alike) at search.trial_seed, each
+    costed as its own run with eval.validation=true eval.test=false: the test prefill replaced by
+    min(held-out rows, search.max_validation_samples) validation rows of the train split's length.
+    Stage 2: search.final_seeds at the tuned setting, and at the default with search.include_default;
+    the choice is unknown before stage 1, so runs and hours are upper bounds (a cell that chooses its
+    default runs its final seeds once; each tuned run costs the dearest trial setting's test run).
 """
 
 from __future__ import annotations
@@ -206,6 +213,7 @@ class Composer:
         self.working: DictConfig | None = None  # the config reused across cells (see compose)
         self.working_choices: dict[str, str] = {}
         self.composed: dict[tuple, DictConfig] = {}  # group options -> Hydra's config (see compose)
+        self.undo: tuple[DictConfig, list[tuple[str, Any]]] | None = None  # see _apply
         self.base_choices = self._choices(base_overrides)
         self.base = self._hydra_compose([o for o in base_overrides if self._group(o) is not None])
 
@@ -250,7 +258,6 @@ class Composer:
         return self.nodes[key]
 
     def compose(self, cell: list[str]) -> DictConfig:
-        from hydra._internal.config_loader_impl import ConfigLoaderImpl
 
         choices = self._choices(cell)
         values = [self._override(t) for t in cell if self._group(t) is None]
@@ -269,19 +276,35 @@ class Composer:
                 if want != self.working_choices.get(group):
                     cfg[group] = nodes[group] if group in nodes else self.base[group]  # assignment copies
                     self.working_choices[group] = want
-            ConfigLoaderImpl._apply_overrides_to_config(values, cfg)  # Hydra's own step after composing
+            self._apply(values, cfg)
             return cfg
         # Hydra composes each combination of group options once; cells that differ only in values
         # (e.g. the seed) reuse it with their own value overrides applied.
         key = tuple(sorted(choices.items()))
         if plain and key in self.composed:
             cfg = self.composed[key]
-            ConfigLoaderImpl._apply_overrides_to_config(values, cfg)
+            self._apply(values, cfg)
             return cfg
         cfg = self._hydra_compose(cell)
         if plain:
             self.composed[key] = cfg
         return cfg
+
+    def _apply(self, values: list, cfg: DictConfig) -> None:
+        """Hydra's own step after composing, on a config reused across cells. The previous cell's value
+        overrides are undone first: a cell never inherits a key that only an earlier cell set (a sweep's
+        cells all set the same keys; a search's trials set more than its final runs)."""
+        from hydra._internal.config_loader_impl import ConfigLoaderImpl
+
+        if self.undo is not None:
+            last, undo = self.undo
+            for key, raw in reversed(undo):
+                OmegaConf.update(last, key, raw, merge=False)
+        self.undo = (
+            cfg,
+            [(v.key_or_group, raw) for v in values if (raw := _raw(cfg, v.key_or_group)) is not _UNSET],
+        )
+        ConfigLoaderImpl._apply_overrides_to_config(values, cfg)
 
     def order(self, cells: list[list[str]]) -> list[int]:
         """Cell indices ordered so the group with the most options changes least often (fewer swaps)."""
@@ -307,10 +330,23 @@ class Composer:
                 return
 
 
+_UNSET = object()
+
+
+def _raw(cfg: DictConfig, key: str) -> Any:
+    """The value at a dotted key as written (an interpolation stays one), or _UNSET where there is none."""
+    parent_key, _, last = key.rpartition(".")
+    parent = OmegaConf.select(cfg, parent_key) if parent_key else cfg
+    node = parent._get_node(last, validate_access=False) if isinstance(parent, DictConfig) else None
+    if node is None:
+        return _UNSET
+    return OmegaConf.to_container(node, resolve=False) if OmegaConf.is_config(node) else node._value()
+
+
 def _all_groups() -> set[str]:
     from bench.config.choices import GROUPS
 
-    return set(GROUPS)
+    return {*GROUPS, "search"}  # search=<name> selects a config group (conf/search), not a value
 
 
 def expand_grid(args: list[str]) -> tuple[Composer, list[list[str]]]:
@@ -463,6 +499,16 @@ def _dtype_bytes(name: str) -> int:
     return {"float32": 4, "bfloat16": 2, "float16": 2}.get(name, 4)
 
 
+def predicted_rows(cfg: DictConfig, size: DataSize, n_val: int) -> int:
+    """Rows the run predicts after training: the test split (unless ``eval.test=false``) plus, with
+    ``eval.validation=true`` (a search trial), the held-out rows capped at ``eval.max_validation_samples``."""
+    rows = size.test_rows if cfg.eval.get("test", True) else 0
+    if cfg.eval.get("validation", False):
+        cap = cfg.eval.get("max_validation_samples")
+        rows += n_val if cap is None else min(n_val, int(cap))
+    return rows
+
+
 def estimate(cfg: DictConfig, counts: Counts, size: DataSize | None, gpu: GPU, utilisation: float) -> dict:
     from bench.meta_model import architecture_of
 
@@ -504,7 +550,7 @@ def estimate(cfg: DictConfig, counts: Counts, size: DataSize | None, gpu: GPU, u
         )
         every = float(t.eval_every)
         evals = (math.ceil(1 / every) if every <= 1 else steps // int(every)) if trains and n_val else 0
-        other = (evals * n_val + size.test_rows) * size.tokens_per_row * per_token
+        other = (evals * n_val + predicted_rows(cfg, size, n_val)) * size.tokens_per_row * per_token
         peak = gpu.bf16_flops if half else gpu.tf32_flops
         out.update(
             est_train_tokens=int(tokens),
@@ -534,13 +580,23 @@ def status_of(results_dir: str | Path, key: str) -> str:
 
 
 def make_plan(args: list[str], gpu: GPU, utilisation: float) -> Plan:
+    composer, cells = expand_grid(args)
+    plan = Plan()
+    rows = _plan_rows(composer, cells, gpu, utilisation, plan)
+    plan.cells = [rows[i] for i in sorted(rows)]  # the sweep's own order
+    return plan
+
+
+def _plan_rows(
+    composer: Composer, cells: list[list[str]], gpu: GPU, utilisation: float, plan: Plan
+) -> dict[int, dict[str, Any]]:
+    """One row per cell that composes and validates (keyed by its index in ``cells``); the others are
+    added to ``plan.errors``, and ``plan.counts`` and ``plan.notes`` are filled."""
     from bench.config.run_key import run_key
     from bench.config.validate import validate
     from bench.errors import ConfigError
     from bench.training import effective_learning_rate
 
-    composer, cells = expand_grid(args)
-    plan = Plan()
     counter = Counter_(composer.base.paths.cache_dir)
     validated: dict[tuple[str, ...], str | None] = {}
     sizes: dict[tuple[str, ...], DataSize | None] = {}
@@ -607,13 +663,212 @@ def make_plan(args: list[str], gpu: GPU, utilisation: float) -> Plan:
             "max_steps": int(cfg.trainer.max_steps),
         }
         rows[index] = row
-    plan.cells = [rows[i] for i in sorted(rows)]  # the sweep's own order
     if composer.composed:
         plan.notes.append(
             f"Hydra composed {len(composer.composed)} combinations of the swept options one by one: an "
             "option or experiment file edits nodes beyond its own group, so splicing is not exact"
         )
+    return rows
+
+
+# --- a search (search=<name>): stage-1 trials and stage-2 runs ------------------------------------------
+
+
+def _override_value(value: Any) -> str:
+    """A Python value as Hydra's override grammar reads it back (``trainer.learning_rate_scale=0.3162``)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_override_value(v) for v in value) + "]"
+    text = str(value)
+    return text if re.fullmatch(r"[\w./-]+", text) else "'" + text.replace("'", "\\'") + "'"
+
+
+def setting_overrides(settings: dict[str, Any]) -> list[str]:
+    return [f"{key}={_override_value(value)}" for key, value in settings.items()]
+
+
+def stage1_overrides(search: Any, settings: dict[str, Any]) -> list[str]:
+    """A trial's overrides on top of its cell: one seed, validation only (capped), the trial's settings."""
+    return [
+        f"seed={search.trial_seed}",
+        "eval.validation=true",
+        "eval.test=false",
+        f"eval.max_validation_samples={_override_value(search.max_validation_samples)}",
+        *setting_overrides(settings),
+    ]
+
+
+def _sum(values: list[float | None]) -> float | None:
+    return None if any(v is None for v in values) else float(sum(values))  # type: ignore[arg-type]
+
+
+def make_search_plan(args: list[str], gpu: GPU, utilisation: float) -> Plan:
+    """One row per searched (model, method, dataset): its stage-1 trials (``bench.search.trials``: the
+    same budget for every method, one seed, validation only) and its stage-2 runs (the final seeds at the
+    chosen setting, and at the default one with ``include_default``), with their estimated cost.
+
+    The grid's seeds do not matter (a search uses ``search.trial_seed`` and ``search.final_seeds``). The
+    chosen setting is unknown before stage 1, so stage 2 is an upper bound: two runs per final seed
+    (a cell that chooses its default setting runs them once), each tuned run costed at the dearest trial
+    setting's test run.
+    """
+    from bench.errors import ConfigError
+    from bench.search import trials
+
+    composer, grid = expand_grid(args)
+    plan = Plan()
+    bases = list(dict.fromkeys(tuple(o for o in cell if not o.startswith("seed=")) for cell in grid))
+    jobs: list[list[str]] = []
+    layout = []
+    for base in bases:
+        try:
+            cfg = composer.compose(list(base))
+            if cfg.get("search") is None:
+                raise ConfigError("no search: add search=<name> (conf/search)")
+            search = OmegaConf.to_object(cfg.search)
+            family = str(cfg.method.family)
+            names = (str(cfg.model.name), str(cfg.method.name), family, str(cfg.dataset.name))
+            settings = trials(search, family)
+        except Exception as err:  # noqa: BLE001  (every cell's problem is reported, then exit 2)
+            plan.errors.append(f"{' '.join(base)}: {type(err).__name__}: {str(err).splitlines()[0]}")
+            continue
+
+        def add(cells: list[list[str]]) -> list[int]:
+            jobs.extend(cells)
+            return list(range(len(jobs) - len(cells), len(jobs)))
+
+        seeds = [int(s) for s in search.final_seeds]
+        layout.append(
+            (
+                names,
+                search,
+                settings,
+                add([[*base, *stage1_overrides(search, s)] for s in settings]),
+                add([[*base, f"seed={seed}"] for seed in seeds]) if search.include_default else [],
+                add([[*base, f"seed={seeds[0]}", *setting_overrides(s)] for s in settings]),
+            )
+        )
+    rows = _plan_rows(composer, jobs, gpu, utilisation, plan) if jobs else {}
+    for (model, method, family, dataset), search, settings, trial_ix, default_ix, tuned_ix in layout:
+        if any(i not in rows for i in (*trial_ix, *default_ix, *tuned_ix)):
+            continue  # its invalid trial or run is among plan.errors
+        trial_rows, default_rows = [rows[i] for i in trial_ix], [rows[i] for i in default_ix]
+        tuned = [rows[i] for i in tuned_ix]
+        n_final = len(search.final_seeds)
+        tuned_hours = [r["est_gpu_hours"] for r in tuned]
+        tuned_max = None if any(h is None for h in tuned_hours) else max(tuned_hours) * n_final
+        everything = [*trial_rows, *default_rows, *tuned]
+        plan.cells.append(
+            {
+                "model": model,
+                "method": method,
+                "method_family": family,
+                "dataset": dataset,
+                "search": search.name,
+                "objective": search.objective,
+                "budget": int(search.budget),
+                "trials": len(trial_rows),
+                "trial_settings": settings,
+                "trial_learning_rates": [r["learning_rate"] for r in trial_rows],
+                "trial_run_keys": [r["run_key"] for r in trial_rows],
+                "trial_status": dict(Counter(r["status"] for r in trial_rows)),
+                "trial_seed": int(search.trial_seed),
+                "max_validation_samples": search.max_validation_samples,
+                "stage1_gpu_hours": _sum([r["est_gpu_hours"] for r in trial_rows]),
+                "final_seeds": [int(s) for s in search.final_seeds],
+                "include_default": bool(search.include_default),
+                "stage2_default_runs": len(default_rows),
+                "stage2_tuned_runs": n_final,
+                "stage2_runs_max": len(default_rows) + n_final,
+                "default_run_keys": [r["run_key"] for r in default_rows],
+                "default_status": dict(Counter(r["status"] for r in default_rows)),
+                "stage2_gpu_hours_max": _sum([*(r["est_gpu_hours"] for r in default_rows), tuned_max]),
+                "est_peak_memory_bytes": max(r["est_peak_memory_bytes"] for r in everything),
+                "oom_risk": any(r["oom_risk"] for r in everything),
+            }
+        )
     return plan
+
+
+SEARCH_JSON_KEYS = (
+    "model",
+    "method",
+    "method_family",
+    "dataset",
+    "search",
+    "budget",
+    "trials",
+    "trial_settings",
+    "trial_learning_rates",
+    "trial_run_keys",
+    "trial_status",
+    "stage1_gpu_hours",
+    "final_seeds",
+    "stage2_default_runs",
+    "stage2_tuned_runs",
+    "stage2_runs_max",
+    "default_run_keys",
+    "stage2_gpu_hours_max",
+    "est_peak_memory_bytes",
+    "oom_risk",
+)
+
+
+def _hours(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.2f}" if value >= 0.01 or value == 0 else f"{value:.1g}"
+
+
+def search_table(plan: Plan) -> str:
+    head = ("model", "method", "family", "dataset", "trials", "trial lr", "stage-1 GPU-h", "stage-2 runs",
+            "stage-2 GPU-h", "mem GB", "")  # fmt: skip
+    rows = [head]
+    for c in plan.cells:
+        lrs = [lr for lr in c["trial_learning_rates"] if lr is not None]
+        done = c["trial_status"].get("done", 0)
+        rows.append((
+            c["model"], c["method"], c["method_family"], c["dataset"],
+            f"{c['trials']}" + (f" ({done} done)" if done else ""),
+            f"{min(lrs):.3g}-{max(lrs):.3g}" if lrs else "-", _hours(c["stage1_gpu_hours"]),
+            f"<={c['stage2_runs_max']}", "<=" + _hours(c["stage2_gpu_hours_max"]),
+            f"{c['est_peak_memory_bytes'] / 1e9:.1f}", "OOM?" if c["oom_risk"] else "",
+        ))  # fmt: skip
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows)
+
+
+def search_totals(plan: Plan, gpu: GPU, utilisation: float, seconds: float) -> str:
+    cells = plan.cells
+    trials_n = sum(c["trials"] for c in cells)
+    stage2 = sum(c["stage2_runs_max"] for c in cells)
+    tuned = sum(c["stage2_tuned_runs"] for c in cells)
+    hours1 = sum(c["stage1_gpu_hours"] or 0.0 for c in cells)
+    hours2 = sum(c["stage2_gpu_hours_max"] or 0.0 for c in cells)
+    unknown = sum(c["stage1_gpu_hours"] is None or c["stage2_gpu_hours_max"] is None for c in cells)
+    per_method: Counter[str] = Counter()
+    for c in cells:
+        per_method[c["method"]] += c["trials"]
+    searches = sorted({c["search"] for c in cells})
+    caps = sorted({str(c["max_validation_samples"]) for c in cells})
+    settings = "the tuned setting" + (" and the default" if stage2 > tuned else "")
+    unknown_text = f" ({unknown} cells without data sizes not counted)" if unknown else ""
+    lines = [
+        f"search {', '.join(searches)}: {len(cells)} cells; errors: {len(plan.errors)}",
+        f"stage 1: {trials_n} trials (one seed each, validation only: at most {'/'.join(caps)} validation "
+        "rows predicted per trial, the test split never); per method: "
+        + ", ".join(f"{m} {n}" for m, n in sorted(per_method.items())),
+        f"stage 2: at most {stage2} runs (final seeds x {settings}); an upper bound: a cell whose chosen "
+        "setting is its default runs its final seeds once",
+        f"estimated GPU-hours on {gpu.label} at {utilisation:.0%} utilisation: stage 1 {hours1:,.2f}, "
+        f"stage 2 at most {hours2:,.2f}{unknown_text}",
+        f"cells likely to run out of {gpu.memory_bytes / 2**30:.0f} GiB: {sum(c['oom_risk'] for c in cells)}",
+        f"planned in {seconds:.1f} s",
+    ]
+    return "\n".join(lines + [f"note: {n}" for n in plan.notes])
 
 
 # --- output ---------------------------------------------------------------------------------------------
@@ -727,14 +982,17 @@ def main(argv: list[str] | None = None) -> int:
     register_configs()
     register_resolver()
     gpu = GPUS[opts.gpu]
+    searching = any(re.match(r"^\+{0,2}search=(?!null$)", a) for a in args)
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         try:
-            plan = make_plan(args, gpu, opts.utilisation)
+            plan = (make_search_plan if searching else make_plan)(args, gpu, opts.utilisation)
         except Exception as err:  # noqa: BLE001  (a composition error concerns every cell)
             print(f"bench.plan: the grid does not compose: {type(err).__name__}: {err}", file=sys.stderr)
             return 2
     seconds = time.perf_counter() - start
+    if searching:
+        return _print_search(plan, opts, gpu, seconds)
     summary = [totals(plan, gpu, opts.utilisation, seconds)]
     flops = flops_table(plan)
     if flops:
@@ -746,6 +1004,23 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(table(plan))
         print("\n".join(summary))
+    if plan.errors:
+        print(f"bench.plan: {len(plan.errors)} cell(s) are invalid:", file=sys.stderr)
+        for line in plan.errors:
+            print(f"  {line}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _print_search(plan: Plan, opts: argparse.Namespace, gpu: GPU, seconds: float) -> int:
+    summary = search_totals(plan, gpu, opts.utilisation, seconds)
+    if opts.format == "json":
+        for cell in plan.cells:
+            print(json.dumps(cell))
+        print(summary, file=sys.stderr)
+    else:
+        print(search_table(plan))
+        print(summary)
     if plan.errors:
         print(f"bench.plan: {len(plan.errors)} cell(s) are invalid:", file=sys.stderr)
         for line in plan.errors:

@@ -30,10 +30,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bench.search import SEARCH_FILE  # the record bench.search writes (no torch, no Hydra)
 from multirun_analysis import render
 from multirun_analysis.render import DASH, ESCAPE, MARKS
 
-SEARCH_FILE = "search.json"
 EDGE_NOTE = "best trial at the edge of the range: widen the space"
 CELL_KEYS = ("search", "model", "method", "dataset")
 

@@ -129,6 +129,7 @@ def build(root: Path) -> Path:
             trials.append(
                 {
                     "run_key": _key(method, dataset, 42, scale, True),
+                    "run_dir": str(results / _key(method, dataset, 42, scale, True)),
                     "settings": {KEY: scale},
                     "learning_rate": BASE_LR * scale,
                     "status": "success" if value is not None else "failed",
@@ -327,3 +328,18 @@ def test_search_tex_compiles(tree, tmp_path):
         assert done.returncode == 0, f"{name}:\n{done.stdout[-2000:]}"
     tex = (out / "search.tex").read_text()
     assert "\\textbf{3.162: 85.0}" in tex and "$\\pm$" in tex
+
+
+def test_the_search_core_s_record_reads_the_same(tmp_path):
+    """search.json as bench.search's own dataclasses write it gives the same table."""
+    from bench.search import read_search, write_search
+    from multirun_analysis.search_tables import find_searches, read_cells, search_table
+
+    results = build(tmp_path)
+    runs = load_runs([results])
+    before = search_table(runs, read_cells(find_searches([results])))
+    path = results / "searches" / "lr" / "search.json"
+    write_search(path, read_search(path))
+    after = search_table(runs, read_cells(find_searches([results])))
+    pd.testing.assert_frame_equal(before, after)
+    assert after["trials"].tolist() == [4, 5, 5, 5]

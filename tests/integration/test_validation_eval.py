@@ -83,6 +83,39 @@ def test_validation_is_deterministic_across_relaunches(runs):
     assert a["best_val_loss"] == b["best_val_loss"]
 
 
+class Killed(BaseException):
+    """Stands for SIGKILL: no ``except Exception`` sees it, so the record stays ``running``."""
+
+
+def test_relaunch_after_a_kill_scores_the_saved_adapter_on_validation(runs, compose, tmp_path, monkeypatch):
+    import bench.training
+
+    _, _, reference = runs["with_test"]
+    cfg = compose(*TINY, *TRAIN, *VALIDATION)
+    predict = bench.evaluation.predict.predict
+
+    def killed_at_test(*args, split="test", **kwargs):
+        if split == "test":
+            raise Killed
+        return predict(*args, split=split, **kwargs)
+
+    monkeypatch.setattr(bench.evaluation.predict, "predict", killed_at_test)
+    with pytest.raises(Killed):
+        run_experiment(cfg, tmp_path)
+    assert json.loads((tmp_path / "result.json").read_text())["status"] == "running"
+    monkeypatch.undo()
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the relaunch trained again")
+
+    monkeypatch.setattr(bench.training, "train", no_training)
+    record = run_experiment(cfg, tmp_path)
+    assert record["status"] == "success" and record["resumed_from"] == "adapter"
+    without_time = lambda block: {k: v for k, v in block.items() if k != "eval_runtime_s"}  # noqa: E731
+    assert without_time(record["validation"]) == without_time(reference["validation"])
+    assert record["metrics"] == reference["metrics"]
+
+
 def test_plain_run_records_no_validation(compose, tmp_path):
     record = run_experiment(compose(*TINY, "method=none"), tmp_path)
     assert record["validation"] is None and record["test_evaluated"] is True

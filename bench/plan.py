@@ -693,12 +693,16 @@ def setting_overrides(settings: dict[str, Any]) -> list[str]:
 
 
 def stage1_overrides(search: Any, settings: dict[str, Any]) -> list[str]:
-    """A trial's overrides on top of its cell: one seed, validation only (capped), the trial's settings."""
+    """A trial's overrides on top of its cell, as ``python -m bench.search`` launches it: one seed, no test
+    split, the validation rows predicted (capped) for the headline objective (the loss objective reads
+    the training's validation loss and predicts nothing), the trial's settings."""
+    headline = search.objective == "headline"
+    cap = search.max_validation_samples if headline else None
     return [
         f"seed={search.trial_seed}",
-        "eval.validation=true",
+        f"eval.validation={_override_value(headline)}",
         "eval.test=false",
-        f"eval.max_validation_samples={_override_value(search.max_validation_samples)}",
+        f"eval.max_validation_samples={_override_value(cap)}",
         *setting_overrides(settings),
     ]
 
@@ -733,6 +737,16 @@ def make_search_plan(args: list[str], gpu: GPU, utilisation: float) -> Plan:
             search = OmegaConf.to_object(cfg.search)
             family = str(cfg.method.family)
             names = (str(cfg.model.name), str(cfg.method.name), family, str(cfg.dataset.name))
+            if float(cfg.dataset.val_fraction) <= 0:
+                raise ConfigError(
+                    "dataset.val_fraction=0 holds out no validation rows, and a search scores its trials "
+                    "on them only; set it above 0"
+                )
+            if names in {n for n, *_ in layout}:
+                raise ConfigError(
+                    "appears twice in the grid: a search's cells are (model, method, dataset); sweep other "
+                    "settings in separate searches"
+                )
             settings = trials(search, family)
         except Exception as err:  # noqa: BLE001  (every cell's problem is reported, then exit 2)
             plan.errors.append(f"{' '.join(base)}: {type(err).__name__}: {str(err).splitlines()[0]}")

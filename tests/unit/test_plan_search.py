@@ -156,6 +156,10 @@ def test_cli_json_and_an_unequal_budget(cache_dir, capsys):
     assert main([*args, "search.budget=4"]) == 2
     _, err = capsys.readouterr()
     assert "4 cell(s) are invalid" in err and "every method must get the same budget" in err
+    # no held-out rows: nothing to score a trial on
+    assert main([*args, "dataset.val_fraction=0"]) == 2
+    _, err = capsys.readouterr()
+    assert "4 cell(s) are invalid" in err and "dataset.val_fraction=0 holds out no validation rows" in err
 
 
 def test_a_preset_s_seeds_collapse_into_the_search_s(cache_dir, capsys):
@@ -167,3 +171,29 @@ def test_a_preset_s_seeds_collapse_into_the_search_s(cache_dir, capsys):
     (cell,) = [json.loads(line) for line in out.splitlines()]  # 5 preset seeds, one searched cell
     assert cell["trial_learning_rates"] == pytest.approx([5e-5 * s for s in SCALES])
     assert (cell["trials"], cell["stage2_runs_max"]) == (5, 6)
+
+
+@pytest.mark.parametrize("search", ["lr", "lr_loss"])
+def test_run_keys_are_the_launcher_s(planner, search):
+    """The planner counts the runs `python -m bench.search` launches: the same trial and default run keys
+    (the loss objective's trials predict no validation rows)."""
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from bench import CONF_DIR
+    from bench.plan import make_search_plan
+    from bench.search_launch import Planner
+
+    grid = ["model=tiny-random", "method=lora,prompt_tuning", "dataset=demo/ticket_routing"]
+    plan = planner(make_search_plan, f"search={search}", *grid)
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        launcher = Planner([f"search={search}", *grid])
+        cells = launcher.cells()
+        launched = {
+            c.method: ([r.run_key for _, r in c.trials], launcher.final_runs(c, c.default)[1]) for c in cells
+        }
+    for cell in plan.cells:
+        trial_keys, default_runs = launched[cell["method"]]
+        assert cell["trial_run_keys"] == trial_keys
+        assert cell["default_run_keys"] == [r.run_key for r in default_runs]

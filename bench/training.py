@@ -14,7 +14,6 @@ import json
 import logging
 import math
 import shutil
-import sys
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from bench.errors import Diverged
+from bench.progress import log_above_bars, on_terminal
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ def training_arguments(
         fp16=hw.precision == "fp16",
         dataloader_num_workers=hw.dataloader_num_workers,
         remove_unused_columns=False,
-        disable_tqdm=not sys.stderr.isatty(),  # bars on a terminal; log lines (our callback) in SLURM logs
+        disable_tqdm=not on_terminal(),  # bars on a terminal; log lines (our callback) in SLURM logs
         save_safetensors=True,
     )
     return one_gpu(args)
@@ -249,10 +249,22 @@ def _callbacks(prior_runtime_s: float = 0.0) -> list:
     return [Protocol()]
 
 
+def _bar_only():
+    """Trainer's progress bar (on a terminal) without its ``on_log``, which wrote every log dict with
+    ``tqdm.write`` beside the Protocol callback's log line: each record showed twice."""
+    from transformers import ProgressCallback
+
+    class BarOnly(ProgressCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            pass
+
+    return BarOnly()
+
+
 def train(cfg: DictConfig, model, tokenizer, train_set, val_set, output_dir: Path) -> TrainOutcome:
     """Train ``model`` in place. ``outcome.model`` holds the best checkpoint's weights (the last ones when
     ``val_set`` is None): ``model`` itself, or, for prompt learning, the best checkpoint on its base."""
-    from transformers import PrinterCallback
+    from transformers import PrinterCallback, ProgressCallback
 
     from bench.data.collate import make_collator
     from bench.length_sampler import LengthGroupedTrainer as Trainer
@@ -268,7 +280,9 @@ def train(cfg: DictConfig, model, tokenizer, train_set, val_set, output_dir: Pat
         data_collator=make_collator(model, tokenizer),
         optimizers=(optimizer, None),  # the scheduler is always Trainer's (cosine, warmup)
     )
-    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(PrinterCallback)  # one line per log record: the Protocol callback's
+    if trainer.pop_callback(ProgressCallback) is not None:  # on a terminal (disable_tqdm off)
+        trainer.add_callback(_bar_only())
     resume = latest_complete_checkpoint(output_dir) if output_dir.exists() else None
     prior_runtime_s = checkpoint_runtime(resume)
     for callback in _callbacks(prior_runtime_s):
@@ -283,7 +297,7 @@ def train(cfg: DictConfig, model, tokenizer, train_set, val_set, output_dir: Pat
     if config is not None:
         config.use_cache = False  # a training forward pass has no use for the KV cache it would fill
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), log_above_bars():  # log lines above the bar, not through it
             warnings.filterwarnings("ignore", message="mtime may not be reliable")
             result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     finally:

@@ -34,12 +34,14 @@ RUN_COLUMNS = [
 
 
 def find_results(roots: Iterable[str | Path]) -> list[Path]:
-    """Every result.json under ``roots``, each file once (a folder passed twice, or nested in another)."""
+    """Every result.json under ``roots``, each file once (a folder passed twice, or nested in another).
+    A folder that does not exist is named in one line on stderr and skipped."""
     files: dict[Path, Path] = {}
     for root in roots:
         root = Path(root)
         if not root.exists():
-            raise FileNotFoundError(f"results folder not found: {root}")
+            print(f"multirun_analysis: {root}: no such folder (skipped)", file=sys.stderr)
+            continue
         for path in sorted(root.rglob("result.json")):
             files.setdefault(path.resolve(), path)
     return list(files.values())

@@ -21,6 +21,9 @@ def load_split(ds: DatasetConfig, split: str, mirror: str | None = None):
     """
     from datasets import load_dataset
 
+    from bench.progress import quiet_library_bars
+
+    quiet_library_bars()  # off a terminal: no "Generating ... split" / "Saving the dataset" bars in logs
     if ds.data_dir:
         from bench import PROJECT_DIR
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 
 from bench.evaluation.prefix import expanded_cache, shared_prefix
+from bench.progress import Progress
 
 
 def _candidate_ids(tokenizer, candidates: list[str]) -> list[list[int]]:
@@ -36,16 +37,19 @@ def score_candidates(
 ) -> list[list[float]]:
     """``scores[i][j]`` = log p(candidates[j] + EOS | prompt i), summed over its tokens.
 
-    ``shared_prompt=False`` takes the plain path (needed for soft prompts).
+    ``shared_prompt=False`` takes the plain path (needed for soft prompts). Progress (prompts, or
+    (prompt, label) pairs on the plain path, done per second and ETA) goes to a bar or the log.
     """
     model.eval()
     cand_ids = _candidate_ids(tokenizer, candidates)
     if shared_prompt:
-        return _score_shared(model, tokenizer, prompt_ids, cand_ids, batch_size)
-    return _score_plain(model, tokenizer, prompt_ids, cand_ids, batch_size)
+        with Progress("score", len(prompt_ids)) as progress:
+            return _score_shared(model, tokenizer, prompt_ids, cand_ids, batch_size, progress)
+    with Progress("score", len(prompt_ids) * len(cand_ids), unit="pairs") as progress:
+        return _score_plain(model, tokenizer, prompt_ids, cand_ids, batch_size, progress)
 
 
-def _score_shared(model, tokenizer, prompt_ids, cand_ids, batch_size) -> list[list[float]]:
+def _score_shared(model, tokenizer, prompt_ids, cand_ids, batch_size, progress) -> list[list[float]]:
     """One forward pass per batch over each prompt's own tokens *and* every candidate.
 
     Columns of a row: the shared prefix (from the cache), the prompt's suffix (left-padded), then one
@@ -112,10 +116,11 @@ def _score_shared(model, tokenizer, prompt_ids, cand_ids, batch_size) -> list[li
         totals = (picked.view(rows, n_cand, block + 1) * valid).sum(-1)
         for row, i in enumerate(batch):
             scores[i] = totals[row].tolist()
+        progress.update(rows)
     return scores
 
 
-def _score_plain(model, tokenizer, prompt_ids, cand_ids, batch_size) -> list[list[float]]:
+def _score_plain(model, tokenizer, prompt_ids, cand_ids, batch_size, progress) -> list[list[float]]:
     device = next(model.parameters()).device
     pairs = [(i, j) for i in range(len(prompt_ids)) for j in range(len(cand_ids))]
     pairs.sort(key=lambda p: len(prompt_ids[p[0]]) + len(cand_ids[p[1]]))  # less padding
@@ -139,6 +144,7 @@ def _score_plain(model, tokenizer, prompt_ids, cand_ids, batch_size) -> list[lis
             # The token at position t is predicted by the logits at t - 1.
             picked = logprobs[row, start_pos - 1 : start_pos - 1 + len(target)].gather(1, target[:, None])
             scores[i][j] = float(picked.sum())
+        progress.update(len(batch))
     return scores
 
 

@@ -5,7 +5,8 @@ Reads every result.json under the folders (never folder names; a run key seen tw
 writes, under --out: performance.{md,tex}, stability.{md,tex}, pscp.{md,tex,csv}, compare.{md,tex,csv}
 (with --compare), cells.csv (mean, std, n, CI per variant and dataset), runs.csv (one row per run),
 metrics.csv (one row per run, metric and convention), failures.csv, performance_vs_params.{png,pdf},
-seed_spread.{png,pdf}, report.html; and prints the Markdown tables.
+performance_vs_memory.{png,pdf}, seed_spread[_GROUP].{png,pdf}, report.html (provenance, a section per
+dataset group, sortable tables, the plots); and prints the Markdown tables.
 
 Rows are variants: a method with the settings in which it differs from its siblings (``lora [r=8]``).
 --filter KEY=VALUE keeps the runs whose record field (method, dataset, seed, status, git_commit) or
@@ -17,11 +18,13 @@ dotted config key (method.options.r, eval.mode) equals VALUE (VALUE may list opt
 from __future__ import annotations
 
 import argparse
+import shlex
+import sys
 from pathlib import Path
 
 from bench.config.schema import PSCPConfig
 from bench.metrics.pscp import PSCP_OPTIONS
-from multirun_analysis import plots, render, tables
+from multirun_analysis import plots, render, report, tables
 from multirun_analysis.records import load_runs, tidy_metrics, tidy_runs
 from multirun_analysis.report import html_report
 
@@ -44,8 +47,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def write_all(runs, out: Path, constants: PSCPConfig, with_plots: bool = True, compare=()) -> dict[str, str]:
-    """Write every table, plot and the report; return the Markdown of each table."""
+def write_all(
+    runs, out: Path, constants: PSCPConfig, with_plots: bool = True, compare=(), command: str | None = None
+) -> dict[str, str]:
+    """Write every table, plot and the report (``command``: the command line, shown in it); return the
+    Markdown of each table."""
     out.mkdir(parents=True, exist_ok=True)
     answers = tables.load_all_answers(runs)
     perf = tables.performance_table(runs)
@@ -84,19 +90,21 @@ def write_all(runs, out: Path, constants: PSCPConfig, with_plots: bool = True, c
     tidy_metrics(runs).to_csv(out / "metrics.csv", index=False)
     failures.to_csv(out / "failures.csv", index=False)
 
-    images = []
+    by_group, costs, images = {}, [], []  # every plot is embedded in its own section
     if with_plots and not tables.successful(runs).empty:
-        images = [
-            p
-            for p in plots.performance_vs_params(runs, out) + plots.seed_spread(runs, out)
-            if p.suffix == ".png"
-        ]
-    counts = tables.status_counts(runs)
-    sections = [("Runs", "<p>" + ", ".join(f"{k}: {v}" for k, v in counts.items()) + "</p>")]
-    for name, frame, caption in frames("html"):
-        sections.append((name, frame.to_html(index=False, escape=False) + f"<p>{caption}</p>"))
-    if not failures.empty:
-        sections.append(("Runs not scored", failures.to_html(index=False)))
+        by_group = plots.group_plots(runs, out)  # seed_spread.{png,pdf}, and one per dataset group
+        costs = plots.performance_vs_params(runs, out) + plots.performance_vs_memory(runs, out)
+    html = {name: report.table_html(f, escape=False) + report.caption(c) for name, f, c in frames("html")}
+    sections = [("Provenance", report.provenance_fragment(runs, command))]
+    for group, table in report.group_tables(perf, cells).items():
+        frame = render.performance_frame(table, cells, marks, metrics, "html")
+        pngs = [p for p in by_group.get(group, []) if p.suffix == ".png"]
+        sections.append(report.group_section(group, frame, render.performance_caption(cells, marks), pngs))
+    pngs = [p for p in costs if p.suffix == ".png"]
+    sections.append(("Efficiency", report.efficiency_fragment(pngs, html.get("pscp", ""))))
+    sections.append(("Stability over seeds", html["stability"]))
+    sections += [(f"Comparison {n[len('compare') :]}".strip(), h) for n, h in html.items() if "compare" in n]
+    sections.append(("Runs", report.runs_fragment(runs, failures)))
     from multirun_analysis.search_tables import write_search_tables  # default vs tuned (search.json)
 
     for name, text, fragment in write_search_tables(runs, runs.attrs.get("roots", ()), out):
@@ -121,7 +129,10 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"no result.json under {', '.join(map(str, args.results))} (after --filter)")
     constants = PSCPConfig(**{k: getattr(args, k) for k in PSCP_OPTIONS})
     try:
-        md = write_all(runs, args.out, constants, with_plots=not args.no_plots, compare=args.compare)
+        command = shlex.join(["python", "-m", "multirun_analysis", *(sys.argv[1:] if argv is None else argv)])
+        md = write_all(
+            runs, args.out, constants, with_plots=not args.no_plots, compare=args.compare, command=command
+        )
     except ValueError as err:  # --compare naming no variant
         raise SystemExit(str(err)) from None
     counts = tables.status_counts(runs)

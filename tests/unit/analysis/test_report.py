@@ -213,6 +213,8 @@ def test_every_record_text_is_escaped(page):
     assert names.count("script") == 1 and "x" not in names  # only the sorting script
     assert all(not k.startswith("on") for _, attrs in parsed.tags for k in attrs)
     assert all(a["src"].startswith("data:image/png;base64,") for t, a in parsed.tags if t == "img")
+    links = [a[k] for _, a in parsed.tags for k in ("src", "href") if k in a]  # self-contained: no network
+    assert "link" not in names and not any(re.match(r"(https?:)?//", v) for v in links)
     text = "".join(parsed.text)
     assert f"note: {EVIL_NOTE}" in text and EVIL_ERROR in text and "<x>" in text
 

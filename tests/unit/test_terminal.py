@@ -135,6 +135,38 @@ def test_log_above_bars_swaps_terminal_handlers_only(tmp_path):
         file.close()
 
 
+def _library_bars() -> tuple[bool, bool, bool]:
+    import datasets
+    import huggingface_hub
+    import transformers
+
+    return (
+        datasets.is_progress_bar_enabled(),
+        transformers.utils.logging.is_progress_bar_enabled(),
+        not huggingface_hub.utils.are_progress_bars_disabled(),
+    )
+
+
+def _enable_library_bars() -> None:
+    import datasets
+    import huggingface_hub
+    import transformers
+
+    datasets.enable_progress_bars()
+    transformers.utils.logging.enable_progress_bar()
+    huggingface_hub.utils.enable_progress_bars()
+
+
+def test_library_bars_off_outside_a_terminal_only(monkeypatch):
+    _enable_library_bars()
+    monkeypatch.setattr(sys, "stderr", FakeTTY())
+    progress.quiet_library_bars()
+    assert _library_bars() == (True, True, True)  # a terminal: datasets, transformers, hub bars stay
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    progress.quiet_library_bars()
+    assert _library_bars() == (False, False, False)
+
+
 # --- a real run (Trainer on model=tiny-random): one line per log record ---
 
 RUN = (*TINY, "trainer.max_steps=3", "trainer.eval_every=1.0", "trainer.logging_steps=1")
@@ -154,17 +186,11 @@ def test_on_a_terminal_each_log_record_shows_once_above_the_bar(compose, console
 
 
 def test_in_a_file_one_line_per_record_progress_and_no_bars(compose, console, tmp_path):
-    import datasets
-    import huggingface_hub
-    import transformers
-
     from bench.run import run_experiment
 
     # bars on as in a fresh process; a fresh cache: the dataset is generated, the tiny model built and
     # the tokenised data saved, each of which draws a bar unless turned off
-    datasets.enable_progress_bars()
-    transformers.utils.logging.enable_progress_bar()
-    huggingface_hub.utils.enable_progress_bars()
+    _enable_library_bars()
     log_file = console(io.StringIO())
     cfg = compose(*RUN, f"paths.cache_dir={tmp_path / 'cache'}")
     record = run_experiment(cfg, tmp_path / "run")

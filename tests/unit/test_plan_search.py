@@ -112,6 +112,7 @@ def test_trial_prediction_rows_by_hand(compose):
         ("eval.validation=true", "eval.test=false", "eval.max_validation_samples=4"): 4,
         ("eval.validation=true", "eval.test=false", "eval.max_validation_samples=null"): 10,
         ("eval.validation=true", "eval.max_validation_samples=4"): 4 + 10,
+        ("eval.test=false",): 0,  # a loss-objective trial: the training's validation loss only
         (): 10,
     }
     for overrides, rows in cases.items():
@@ -197,3 +198,25 @@ def test_run_keys_are_the_launcher_s(planner, search):
         trial_keys, default_runs = launched[cell["method"]]
         assert cell["trial_run_keys"] == trial_keys
         assert cell["default_run_keys"] == [r.run_key for r in default_runs]
+
+
+def test_a_tuned_run_costs_the_dearest_setting(planner):
+    """A space over the epochs too: the tuned runs' upper bound is the 3-epoch run, the default runs the
+    default's (both from the plain planner)."""
+    from bench.plan import make_plan, make_search_plan
+
+    cell = ("model=tiny-random", "method=lora", "dataset=demo/ticket_routing")
+    space = (
+        "++search.space={trainer.learning_rate_scale:[1.0],trainer.num_train_epochs:[1,3]}",
+        "search.budget=2",
+    )
+    (searched,) = planner(make_search_plan, "search=lr", *space, *cell).cells
+    hours = {}
+    for epochs in ("1", "3", "null"):
+        args = (*cell, "seed=42,123,456") + (
+            (f"trainer.num_train_epochs={epochs}",) if epochs != "null" else ()
+        )
+        hours[epochs] = [c["est_gpu_hours"] for c in planner(make_plan, *args).cells]
+    assert hours["3"][0] > hours["1"][0] == hours["null"][0]  # the default is 1 epoch
+    expected = sum(hours["null"]) + 3 * hours["3"][0]
+    assert searched["stage2_gpu_hours_max"] == pytest.approx(expected, rel=1e-12)

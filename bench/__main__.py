@@ -113,6 +113,13 @@ def main() -> None:
         unknown_choices,
     )
 
+    searches = [
+        a for a in sys.argv[1:] if a.lstrip("+").startswith(("search=", "search.")) and a != "search=null"
+    ]
+    if searches:  # the stages of a search are multiruns that bench.search launches
+        hint = f"bench: {searches[0]}: searches run with `python -m bench.search {searches[0]} ...`"
+        print(hint, file=sys.stderr)
+        sys.exit(2)
     try:
         sys.argv[1:] = expand_method_shorthand(sys.argv[1:])  # method=peft:VERA -> method=peft ...
     except ShorthandError as err:

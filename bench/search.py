@@ -299,3 +299,11 @@ def write_search(path: str | Path, record: SearchRecord) -> None:
     """Write ``record`` atomically (write-then-rename), stamping ``updated_at``."""
     record.updated_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     write_json_atomic(path, record.to_dict())
+
+
+if __name__ == "__main__":  # python -m bench.search: the front end, which imports Hydra
+    import sys
+
+    from bench.search_launch import main
+
+    sys.exit(main())

@@ -207,3 +207,131 @@ def test_core_imports_without_torch_or_hydra():
     code = "import sys, bench.search; print(sorted(m for m in ('torch', 'hydra') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=PROJECT_DIR)
     assert out.stdout.strip() == "[]", out.stderr
+
+
+# --- the front end (bench/search_launch.py): no run is launched here ------------------------------------
+
+TINY_CELL = ("model=tiny-random", "dataset=demo/ticket_routing")
+SPACE3 = ("search.budget=3", f"search.space={{{LR}:[0.1,1,10]}}")
+
+
+def test_multirun_blocks_are_full_grids_of_exactly_the_runs():
+    from bench.search_launch import multirun_blocks
+
+    def runs(method, scales, seeds=("1",)):
+        return [{"method": method, "seed": s, LR: x} for x in scales for s in seeds]
+
+    # 2 methods x 3 scales: one multirun
+    assert multirun_blocks(runs("lora", ("0.1", "1", "10")) + runs("ia3", ("0.1", "1", "10"))) == [
+        {"method": ["lora", "ia3"], "seed": ["1"], LR: ["0.1", "1", "10"]}
+    ]
+    # chosen 10 for lora and 0.1 for ia3 (2 seeds): not a grid, so one multirun per method
+    blocks = multirun_blocks(runs("lora", ("10",), ("1", "2")) + runs("ia3", ("0.1",), ("1", "2")))
+    assert blocks == [
+        {"method": ["lora"], "seed": ["1", "2"], LR: ["10"]},
+        {"method": ["ia3"], "seed": ["1", "2"], LR: ["0.1"]},
+    ]
+    # runs with other keys (default runs set no scale) and a duplicate: separate, and once
+    plain = [{"method": "lora", "seed": "1"}, {"method": "ia3", "seed": "1"}, {"method": "lora", "seed": "1"}]
+    assert multirun_blocks(plain + runs("lora", ("10",))) == [
+        {"method": ["lora", "ia3"], "seed": ["1"]},
+        {"method": ["lora"], "seed": ["1"], LR: ["10"]},
+    ]
+    # an L-shape (one trial of 2 x 2 finished) becomes 2 grids that launch exactly the 3 others
+    shape = runs("lora", ("1",)) + runs("ia3", ("0.1", "1"))
+    assert multirun_blocks(shape) == [
+        {"method": ["lora"], "seed": ["1"], LR: ["1"]},
+        {"method": ["ia3"], "seed": ["1"], LR: ["0.1", "1"]},
+    ]
+
+
+def test_override_values_read_back_as_the_same_values():
+    from bench.search_launch import override_value
+
+    assert [override_value(v) for v in (True, None, 0.3162, 10, "glue/sst2", [1, 2.5])] == [
+        "true", "null", "0.3162", "10", "glue/sst2", "[1,2.5]",
+    ]  # fmt: skip
+    assert override_value("a b") == "'a b'" and override_value({"r": 8}) == "{r:8}"
+
+
+def _main(capsys, *args):
+    from bench.search_launch import main
+
+    code = main(list(args))
+    out = capsys.readouterr()
+    return code, out.out + out.err
+
+
+def test_front_end_refuses_a_missing_search_a_seed_and_an_unequal_budget(capsys, cache_dir):
+    code, text = _main(capsys, "--dry-run", *TINY_CELL)
+    assert code == 2 and "no search given: add search=<name> (conf/search: lr, lr_loss)" in text
+    code, text = _main(capsys, "--dry-run", "search=lr", "seed=3", *TINY_CELL)
+    assert code == 2 and "seed=3: a search sets the seeds itself" in text
+    # 3 trials for lora's family, but prompt tuning's family keeps lr.yaml's 5
+    code, text = _main(capsys, "--dry-run", "search=lr", *SPACE3, "method=lora,prompt_tuning", *TINY_CELL)
+    assert code == 2 and "'soft_prompt' gets 5 trials from search.family_space.soft_prompt" in text
+    code, text = _main(capsys, "--dry-run", "search=lr", "method=lora", "dataset.val_fraction=0", *TINY_CELL)
+    assert code == 2 and "dataset.val_fraction=0 holds out no validation rows" in text
+    code, text = _main(capsys, "--dry-run", "search=lr", "method=lora", "trainer.batch_size=4,8", *TINY_CELL)
+    assert code == 2 and "tiny-random / lora / demo/ticket_routing appears 2 times in the grid" in text
+
+
+def test_dry_run_lists_the_same_trials_for_every_method(capsys, tmp_path, cache_dir):
+    code, text = _main(
+        capsys, "--dry-run", "search=lr", "method=lora,ia3,prompt_tuning", *TINY_CELL,
+        f"paths.results_dir={tmp_path}", f"paths.cache_dir={cache_dir}",
+    )  # fmt: skip
+    assert code == 0, text
+    lines = text.splitlines()
+    assert [line for line in lines if not line.startswith(" ")] == [
+        "tiny-random / lora (reparametrized) / demo/ticket_routing: 5 trials",
+        "tiny-random / ia3 (reparametrized) / demo/ticket_routing: 5 trials",
+        "tiny-random / prompt_tuning (soft_prompt) / demo/ticket_routing: 5 trials",
+    ]
+    scales = [line.split(":")[0].strip() for line in lines if line.startswith("  ")]
+    assert scales[-5:] == [f"{LR}={v}" for v in ("0.01", "0.1", "1.0", "10.0", "100.0")]
+    assert all(line.split()[-2] == "missing" for line in lines if line.startswith("  "))
+
+
+def test_trial_and_final_run_keys_are_those_of_the_runs_bench_launches(compose, cache_dir, tmp_path):
+    """Stage 1's keys are the keys of runs with the validation settings; the default final run is the plain
+    run (scale 1.0 left out of the key), so one that exists is reused."""
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from bench.config.run_key import run_key
+    from bench.search_launch import Planner
+
+    where = (f"paths.results_dir={tmp_path}", f"paths.cache_dir={cache_dir}")
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        planner = Planner(["search=lr", *SPACE3, "method=lora,ia3", *TINY_CELL, *where])
+        cells = planner.cells()
+        finals = {c.method: planner.final_runs(c, {LR: 10.0}) for c in cells}
+    for cell in cells:
+        assert cell.default == {LR: 1.0} and [s for s, _ in cell.trials] == [{LR: 0.1}, {LR: 1}, {LR: 10}]
+        for settings, run in cell.trials:
+            cfg = compose(
+                *TINY_CELL, *where, f"method={cell.method}", "seed=42", "eval.validation=true",
+                "eval.test=false", "eval.max_validation_samples=200", f"{LR}={settings[LR]}",
+            )  # fmt: skip
+            assert run.run_key == run_key(cfg) and run.run_dir == tmp_path / run.run_key
+        tuned, default = finals[cell.method]
+        for seed, t, d in zip((42, 123, 456), tuned, default, strict=True):
+            plain = compose(*TINY_CELL, *where, f"method={cell.method}", f"seed={seed}")
+            assert d.run_key == run_key(plain) and d.overrides["seed"] == str(seed) and LR not in d.overrides
+            assert t.run_key == run_key(compose(*TINY_CELL, *where, f"method={cell.method}", f"seed={seed}",
+                                                f"{LR}=10.0"))  # fmt: skip
+            assert t.run_key != d.run_key
+    assert cells[0].trials[1][1].run_key != run_key(
+        compose(*TINY_CELL, *where, "method=lora")
+    )  # validation on
+
+
+def test_plain_entry_point_points_searches_to_bench_search():
+    out = subprocess.run(
+        [sys.executable, "-m", "bench", "search=lr", "method=lora"], capture_output=True, text=True,
+        cwd=PROJECT_DIR,
+    )  # fmt: skip
+    assert out.returncode == 2
+    assert out.stderr.strip() == "bench: search=lr: searches run with `python -m bench.search search=lr ...`"

@@ -181,7 +181,8 @@ def test_cli_writes_everything(results, tmp_path, capsys):
     ):
         assert (out / name).stat().st_size > 100, name
     html = (out / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 2 and "<u>90.0" in html and "RuntimeError: boom" in html
+    # seed plots for GLUE and SuperGLUE, Pareto plots vs trainable parameters and vs memory
+    assert html.count("data:image/png;base64,") == 4 and "<u>90.0" in html and "RuntimeError: boom" in html
     assert pd.read_csv(out / "pscp.csv")["pscp"].round(2).tolist() == [76.18, 68.87]
     assert len(pd.read_csv(out / "runs.csv")) == 14  # every run, the failed one too
 

@@ -310,7 +310,7 @@ def train(cfg: DictConfig, model, tokenizer, train_set, val_set, output_dir: Pat
     log.info(
         "trained %d steps; best validation loss %s at %s",
         state.global_step,
-        state.best_metric,
+        "-" if state.best_metric is None else f"{state.best_metric:.4g}",
         state.best_model_checkpoint,
     )
     # Trainer reports the last segment's time against the whole run's samples: add the segments up.

@@ -252,6 +252,11 @@ class Planner:
         return tuned, default
 
 
+def run_multirun(command: list[str]) -> None:
+    """One stage's multirun, its output passed through; the outcome is read from each run's result.json."""
+    subprocess.run(command, check=False)
+
+
 def launch(runs: Sequence[Run], stage: str) -> int:
     """Launch the runs that have not finished, in as few multiruns as :func:`multirun_blocks` finds.
 
@@ -269,7 +274,7 @@ def launch(runs: Sequence[Run], stage: str) -> int:
     for block in blocks:
         command = multirun_command(block)
         print("bench.search: " + " ".join(command[1:]), flush=True)
-        subprocess.run(command, check=False)  # the outcome is read from each run's result.json
+        run_multirun(command)
     return len(pending)
 
 

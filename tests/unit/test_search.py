@@ -335,3 +335,94 @@ def test_plain_entry_point_points_searches_to_bench_search():
     )  # fmt: skip
     assert out.returncode == 2
     assert out.stderr.strip() == "bench: search=lr: searches run with `python -m bench.search search=lr ...`"
+
+
+def _planner(*args):
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from bench.search_launch import Planner
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        planner = Planner(list(args))
+        return planner, planner.cells()
+
+
+def test_loss_objective_trials_predict_no_validation_rows(tmp_path, cache_dir):
+    _, (cell,) = _planner("search=lr_loss", "method=lora", *TINY_CELL, f"paths.results_dir={tmp_path}")
+    overrides = cell.trials[0][1].overrides
+    keys = ("eval.validation", "eval.test", "eval.max_validation_samples")
+    assert [overrides[k] for k in keys] == ["false", "false", "null"]
+    _, (cell,) = _planner("search=lr", "method=lora", *TINY_CELL, f"paths.results_dir={tmp_path}")
+    overrides = cell.trials[0][1].overrides
+    assert [overrides[k] for k in keys] == ["true", "false", "200"]
+
+
+def _write_status(run, status):
+    run.run_dir.mkdir(parents=True, exist_ok=True)
+    (run.run_dir / "result.json").write_text(json.dumps({"status": status, "run_key": run.run_key}))
+
+
+def test_only_unfinished_runs_are_launched_and_diverged_trials_are_kept(tmp_path, cache_dir, monkeypatch):
+    from bench import search_launch
+
+    _, cells = _planner("search=lr", *SPACE3, "method=lora,ia3", *TINY_CELL, f"paths.results_dir={tmp_path}")
+    runs = [run for cell in cells for _, run in cell.trials]
+    for run, status in zip(runs[:5], ["success", "diverged", "failed", "success", "success"], strict=True):
+        _write_status(run, status)  # ia3's 10 has no result.json (never ran)
+    commands = []
+    monkeypatch.setattr(search_launch, "run_multirun", commands.append)
+    assert search_launch.launch(runs, "stage 1") == 2
+    blocks = [[a for a in cmd[4:] if a.startswith(("method=", LR))] for cmd in commands]
+    assert blocks == [["method=lora,ia3", f"{LR}=10"]]  # lora's failed 10 and ia3's missing one: a grid
+    assert all(cmd[:4] == [sys.executable, "-m", "bench", "--multirun"] for cmd in commands)
+    for run in runs:
+        _write_status(run, "success")
+    commands.clear()
+    assert search_launch.launch(runs, "stage 1") == 0 and commands == []
+
+
+def test_a_cell_without_a_successful_trial_gets_no_choice_and_no_final_runs(
+    tmp_path, cache_dir, monkeypatch, capsys
+):
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from bench import search_launch
+
+    args = ["search=lr", *SPACE3, "method=lora,ia3", *TINY_CELL, f"paths.results_dir={tmp_path}"]
+    commands = []
+    monkeypatch.setattr(search_launch, "run_multirun", commands.append)
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        planner = search_launch.Planner(args)
+        cells = planner.cells()
+        lora, ia3 = cells
+        for _, run in lora.trials:  # lora's trials all fail; ia3's succeed, 1 best on validation
+            _write_status(run, "failed")
+        for (_, run), value in zip(ia3.trials, (0.2, 0.5, 0.4), strict=True):
+            run.run_dir.mkdir(parents=True)
+            record = {"status": "success", "learning_rate": 0.1, "wall_time_s": 3.0, "headline_value": None,
+                      "validation": {"headline_value": value}}  # fmt: skip
+            (run.run_dir / "result.json").write_text(json.dumps(record))
+        code = search_launch.run_search(planner, cells)
+    out = capsys.readouterr().out
+    assert code == 1  # lora's trials did not finish, and it has no choice
+    record = read_search(tmp_path / "searches" / "lr" / "search.json")
+    by_method = {c.method: c for c in record.cells}
+    assert by_method["lora"].chosen is None and by_method["lora"].final == {"tuned": [], "default": []}
+    assert [t.status for t in by_method["lora"].trials] == ["failed"] * 3
+    assert by_method["ia3"].chosen == {LR: 1} and by_method["ia3"].chosen_objective == 0.5
+    assert (
+        len(by_method["ia3"].final["tuned"]) == 3
+        and by_method["ia3"].final["tuned"] == by_method["ia3"].final["default"]
+    )
+    assert "chosen: none (no trial succeeded): no final runs" in out
+    # stage 1 relaunched lora's 3 failed trials; stage 2 ran ia3's 3 final seeds only
+    assert [a for a in commands[0] if a.startswith(("method=", LR, "seed="))] == [
+        "method=lora", "seed=42", f"{LR}=0.1,1,10"]  # fmt: skip
+    assert [a for a in commands[1] if a.startswith(("method=", LR, "seed="))] == [
+        "method=ia3",
+        "seed=42,123,456",
+    ]

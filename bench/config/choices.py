@@ -17,7 +17,7 @@ from pathlib import Path
 
 from bench.registry import unknown_name_message
 
-GROUPS = ("model", "method", "dataset", "metric", "hardware", "logger", "experiment")
+GROUPS = ("model", "method", "dataset", "metric", "hardware", "logger", "experiment", "search")
 _CHOICE = re.compile(rf"^(?:\+|\+\+)?({'|'.join(GROUPS)})=(.+)$")
 _PLUGINS_DIR = re.compile(r"^(?:\+|\+\+)?method\.plugins_dir=(.+)$")
 _SWEEP_FN = re.compile(r"^\w+\(")  # choice(...), range(...): left to Hydra

@@ -296,15 +296,11 @@ def test_dry_run_lists_the_same_trials_for_every_method(capsys, tmp_path, cache_
 def test_trial_and_final_run_keys_are_those_of_the_runs_bench_launches(compose, cache_dir, tmp_path):
     """Stage 1's keys are the keys of runs with the validation settings; the default final run is the plain
     run (scale 1.0 left out of the key), so one that exists is reused."""
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
     from bench.config.run_key import run_key
     from bench.search_launch import Planner
 
     where = (f"paths.results_dir={tmp_path}", f"paths.cache_dir={cache_dir}")
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+    with _hydra():
         planner = Planner(["search=lr", *SPACE3, "method=lora,ia3", *TINY_CELL, *where])
         cells = planner.cells()
         finals = {c.method: planner.final_runs(c, {LR: 10.0}) for c in cells}
@@ -337,14 +333,24 @@ def test_plain_entry_point_points_searches_to_bench_search():
     assert out.stderr.strip() == "bench: search=lr: searches run with `python -m bench.search search=lr ...`"
 
 
-def _planner(*args):
+def _hydra():
+    """A fresh Hydra config dir context, with the schema and the run_key resolver registered."""
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
+    from bench.config.run_key import register_resolver
+    from bench.config.schema import register_configs
+
+    register_configs()
+    register_resolver()
+    GlobalHydra.instance().clear()
+    return initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3")
+
+
+def _planner(*args):
     from bench.search_launch import Planner
 
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+    with _hydra():
         planner = Planner(list(args))
         return planner, planner.cells()
 
@@ -367,7 +373,14 @@ def _write_status(run, status):
 def test_only_unfinished_runs_are_launched_and_diverged_trials_are_kept(tmp_path, cache_dir, monkeypatch):
     from bench import search_launch
 
-    _, cells = _planner("search=lr", *SPACE3, "method=lora,ia3", *TINY_CELL, f"paths.results_dir={tmp_path}")
+    _, cells = _planner(
+        "search=lr",
+        *SPACE3,
+        "method=lora,ia3",
+        *TINY_CELL,
+        "hardware=slurm_cpu",
+        f"paths.results_dir={tmp_path}",
+    )
     runs = [run for cell in cells for _, run in cell.trials]
     for run, status in zip(runs[:5], ["success", "diverged", "failed", "success", "success"], strict=True):
         _write_status(run, status)  # ia3's 10 has no result.json (never ran)
@@ -377,6 +390,7 @@ def test_only_unfinished_runs_are_launched_and_diverged_trials_are_kept(tmp_path
     blocks = [[a for a in cmd[4:] if a.startswith(("method=", LR))] for cmd in commands]
     assert blocks == [["method=lora,ia3", f"{LR}=10"]]  # lora's failed 10 and ia3's missing one: a grid
     assert all(cmd[:4] == [sys.executable, "-m", "bench", "--multirun"] for cmd in commands)
+    assert "hardware=slurm_cpu" in commands[0]  # the user's overrides pass through: SLURM launches the stage
     for run in runs:
         _write_status(run, "success")
     commands.clear()
@@ -386,16 +400,12 @@ def test_only_unfinished_runs_are_launched_and_diverged_trials_are_kept(tmp_path
 def test_a_cell_without_a_successful_trial_gets_no_choice_and_no_final_runs(
     tmp_path, cache_dir, monkeypatch, capsys
 ):
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
     from bench import search_launch
 
     args = ["search=lr", *SPACE3, "method=lora,ia3", *TINY_CELL, f"paths.results_dir={tmp_path}"]
     commands = []
     monkeypatch.setattr(search_launch, "run_multirun", commands.append)
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+    with _hydra():
         planner = search_launch.Planner(args)
         cells = planner.cells()
         lora, ia3 = cells

@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from bench.config.run_key import identity_settings
+from bench.config.run_key import OMITTED_AT_DEFAULT, identity_settings
 
 # Keys that are the table's own rows and columns, or vary by construction.
 _NOT_VARIANT = {"seed", "model.name", "method.name", "dataset.name"}
@@ -103,7 +103,11 @@ def assign_variants(runs: pd.DataFrame, group_by: Iterable[str] = ()) -> pd.Data
     variants, labels = [], []
     for row in runs.to_dict("records"):
         own = keys.get((row["model"], row["method"]), [])
-        parts = [f"{_short(k)}={_text(row['identity'].get(k, _MISSING))}" for k in own]
+        # a setting left out of the identity at its neutral value (bench.config.run_key.OMITTED_AT_DEFAULT)
+        # reads as that value: lora [trainer.learning_rate_scale=1.0], not "missing"
+        parts = [
+            f"{_short(k)}={_text(row['identity'].get(k, OMITTED_AT_DEFAULT.get(k, _MISSING)))}" for k in own
+        ]
         parts += [f"{k}={_text(lookup(row, k))}" for k in group_by if k not in own]
         variant = ", ".join(parts)
         variants.append(variant)

@@ -72,3 +72,22 @@ def test_unknown_filter_key_names_close_keys(tree):
         load_runs([tree], filters=["r8"])
     with pytest.raises(ValueError, match="--group-by 'evalmode'.*eval.mode"):
         load_runs([tree], group_by=["evalmode"])
+
+
+def test_a_setting_at_its_neutral_value_is_labelled_with_it():
+    """trainer.learning_rate_scale 1.0 is left out of the run key (bench.config.run_key); the label still
+    says 1.0 beside the tuned runs' value, never "missing"."""
+    import pandas as pd
+
+    from multirun_analysis.variants import assign_variants
+
+    configs = [mixed_tree.config(8, "generate", 1), mixed_tree.config(8, "generate", 1)]
+    configs[1]["trainer"] = {**configs[1].get("trainer", {}), "learning_rate_scale": 3.162}
+    configs[0]["trainer"] = {**configs[0].get("trainer", {}), "learning_rate_scale": 1.0}
+    runs = pd.DataFrame(
+        {"model": ["m", "m"], "method": ["lora", "lora"], "dataset": ["d", "d"], "config": configs}
+    )
+    assert assign_variants(runs)["label"].tolist() == [
+        "lora [trainer.learning_rate_scale=1.0]",
+        "lora [trainer.learning_rate_scale=3.162]",
+    ]

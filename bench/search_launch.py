@@ -395,6 +395,7 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(
         prog="python -m bench.search",
+        usage="python -m bench.search [--dry-run] search=<name> [bench overrides, comma lists]",
         description=__doc__.split("\n\n", 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -341,19 +341,22 @@ def run_search(planner: Planner, cells: list[Cell]) -> int:
     """Both stages; returns the exit status (1 where a run did not finish)."""
     search = planner.search
     trial_runs = [run for cell in cells for _, run in cell.trials]
-    launched = launch(trial_runs, "stage 1 (trials, validation only)")
-    records = [cell_record(cell, search.objective) for cell in cells]
     results_dirs = {str(run.run_dir.parent) for run in trial_runs}
     if len(results_dirs) != 1:
         raise ConfigError(f"the grid writes to several paths.results_dir ({sorted(results_dirs)}): use one")
     path = search_path(results_dirs.pop(), search.name)
     record = read_search(path) or SearchRecord.from_config(search)
-    if (record.objective, record.budget) != (search.objective, search.budget):
+    fixed = ("objective", "budget", "max_validation_samples", "trial_seed", "final_seeds")
+    ours = SearchRecord.from_config(search)
+    differ = [f"{k}: {getattr(record, k)} there, {getattr(ours, k)} here" for k in fixed
+              if getattr(record, k) != getattr(ours, k)]  # fmt: skip
+    if differ:  # checked before anything runs: one record holds one search's settings
         raise ConfigError(
-            f"{path} was written by search={record.search} with objective {record.objective} and budget "
-            f"{record.budget}; this one has {search.objective} and {search.budget}: give it another "
-            "search.name or paths.results_dir"
+            f"{path} holds search={record.search} with other settings ({'; '.join(differ)}): give this "
+            "search another search.name or paths.results_dir"
         )
+    launched = launch(trial_runs, "stage 1 (trials, validation only)")
+    records = [cell_record(cell, search.objective) for cell in cells]
     record.git_commit = git_commit()
     record.merge(records)
     write_search(path, record)

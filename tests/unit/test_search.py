@@ -436,3 +436,17 @@ def test_a_cell_without_a_successful_trial_gets_no_choice_and_no_final_runs(
         "method=ia3",
         "seed=42,123,456",
     ]
+
+
+def test_a_record_of_other_search_settings_is_refused_before_anything_runs(tmp_path, cache_dir, monkeypatch):
+    from bench import search_launch
+
+    args = ["search=lr", *SPACE3, "method=lora", *TINY_CELL, f"paths.results_dir={tmp_path}"]
+    planner, cells = _planner(*args)
+    write_search(search_path(tmp_path, "lr"), SearchRecord.from_config(planner.search))
+    commands = []
+    monkeypatch.setattr(search_launch, "run_multirun", commands.append)
+    planner, cells = _planner(*args, "search.final_seeds=[7]")
+    with pytest.raises(ConfigError, match=r"final_seeds: \[42, 123, 456\] there, \[7\] here"):
+        search_launch.run_search(planner, cells)
+    assert commands == []

@@ -43,6 +43,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--compare", nargs=2, action="append", default=[], metavar=("A", "B"))
     for name in PSCP_OPTIONS:
         parser.add_argument(f"--{name.replace('_', '-')}", dest=name, type=float, default=getattr(d, name))
+    parser.add_argument(
+        "--convention",
+        choices=("peftbench", "paper"),
+        help="score every table in this convention (paper: PEFT-Bench's scoring script, metrics_paper; "
+        "peftbench: ours, metrics); default: the convention each run was scored in (metric.convention)",
+    )
     parser.add_argument("--no-plots", action="store_true", help="skip the plots (faster)")
     return parser.parse_args(argv)
 
@@ -127,6 +133,10 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(str(err)) from None
     if runs.empty:
         raise SystemExit(f"no result.json under {', '.join(map(str, args.results))} (after --filter)")
+    if args.convention:
+        from multirun_analysis.paper_tables import in_convention
+
+        runs = in_convention(runs, args.convention)
     constants = PSCPConfig(**{k: getattr(args, k) for k in PSCP_OPTIONS})
     try:
         command = shlex.join(["python", "-m", "multirun_analysis", *(sys.argv[1:] if argv is None else argv)])

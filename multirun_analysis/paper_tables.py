@@ -173,6 +173,22 @@ def run_score(run: Mapping[str, Any], convention: str) -> tuple[str | None, floa
     return name, _float((run.get("metrics") or {}).get(name)) if name else math.nan
 
 
+def in_convention(runs: pd.DataFrame, convention: str) -> pd.DataFrame:
+    """``runs`` with every headline (``headline_metric``, ``headline_value``, ``convention``) in
+    ``convention``: what ``python -m multirun_analysis --convention`` shows in every table. A run without a
+    score in that convention (a record older than ``metrics_paper``) keeps NaN, so it is counted as not
+    scored rather than shown in the other convention."""
+    if convention not in CONVENTIONS:
+        raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
+    runs = with_record_fields(runs)
+    picked = [run_score(r, convention) for r in runs.to_dict("records")]
+    runs = runs.copy()
+    runs["headline_metric"] = [name for name, _ in picked]
+    runs["headline_value"] = [value for _, value in picked]
+    runs["convention"] = convention
+    return runs
+
+
 def resolve_convention(runs: pd.DataFrame, convention: str | None = None) -> str:
     """``convention`` if given; else the one the runs were scored in (``metric.convention``); runs that
     disagree: ``paper`` when every successful run has a paper score, else ``peftbench``."""

@@ -346,3 +346,33 @@ def test_cli_writes_paper_tables_and_report_sections(tmp_path, capsys):
     assert "## paper_deltas_peft_bench_table1" in printed and "-2.9 (95.9)" in printed
     report = (out / "report.html").read_text()
     assert "-2.9 (95.9)" in report and "14,680,064" in report
+
+
+def test_cli_convention_scores_every_table_in_it(tmp_path):
+    """Runs recorded in ours (peftbench): --convention paper puts metrics_paper in every table (the
+    performance cells, cells.csv, the paper tables and their deltas); without it, the recorded one."""
+    import pandas as pd
+
+    from multirun_analysis.__main__ import main
+
+    root = write_tree(tmp_path / "r", all_records())
+    cells = {}
+    for convention in ("paper", None):
+        out = tmp_path / str(convention)
+        main(
+            [
+                str(root),
+                "--out",
+                str(out),
+                "--no-plots",
+                *(["--convention", convention] if convention else []),
+            ]
+        )
+        table = pd.read_csv(out / "cells.csv")
+        cells[convention] = table.set_index(["method", "dataset"])["mean"]  # method: the variant label
+    # ia3 on SST-2: paper f1 0.95 on both seeds, ours f1_macro 0.85; CB: paper 0.5/0.6, ours 0.4/0.5
+    assert cells["paper"][("ia3", "glue/sst2")] == pytest.approx(95.0)
+    assert cells[None][("ia3", "glue/sst2")] == pytest.approx(85.0)
+    assert cells["paper"][("ia3", "superglue/cb")] == pytest.approx(55.0)
+    assert cells[None][("ia3", "superglue/cb")] == pytest.approx(45.0)
+    assert "-1.4 (96.4)" in (tmp_path / "paper" / "paper" / "paper_deltas_peft_bench_table1.md").read_text()

@@ -24,6 +24,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from bench.evaluation.scoring import Scores, score_answers
+from bench.record import conform
 from bench.results import _nan_to_none, git_commit, write_json_atomic
 
 RESULT_FILE = "result.json"
@@ -111,7 +112,7 @@ def rescore_run(run_dir: str | Path) -> dict[str, Any]:
         *history,
         {"rescored_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "rescored_by_commit": git_commit(), **before},
     ]
-    write_json_atomic(run_dir / RESULT_FILE, record)
+    write_json_atomic(run_dir / RESULT_FILE, conform(record))  # bench.record.RunRecord's keys only
     return record
 
 

@@ -33,6 +33,7 @@ from omegaconf import DictConfig, OmegaConf
 from bench.atomic import atomic_dir, unreadable_file
 from bench.config.run_key import run_key
 from bench.errors import Diverged
+from bench.record import conform
 from bench.results import git_commit, package_versions, read_result, write_json_atomic, write_jsonl_atomic
 from bench.tracking import log_result, tracker
 
@@ -81,7 +82,7 @@ def run_experiment(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     previous = read_result(run_dir / RESULT_FILE)
     if previous and previous.get("status") == "success":  # rerun=true: train again, not from the adapter
         _discard_training(run_dir)
-    record = _base_record(cfg)
+    record = conform(_base_record(cfg))  # every key declared in bench.record.RunRecord
     write_json_atomic(run_dir / RESULT_FILE, record)
     start = time.perf_counter()
     with contextlib.ExitStack() as finish_tracker:  # wandb.finish() whatever happens
@@ -90,6 +91,7 @@ def run_experiment(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
             tracked = finish_tracker.enter_context(tracker(cfg, run_dir, record["run_key"]))
             record.update(_execute(cfg, run_dir))
             record["status"] = "success"
+            conform(record)  # an undeclared key fails the run here, before readers ever see it
         except Exception as err:  # the record must say why; the caller decides the exit code
             record["status"] = "diverged" if isinstance(err, Diverged) else "failed"
             record["error"] = f"{type(err).__name__}: {err}"

@@ -225,3 +225,14 @@ def test_cache_key_and_entries(compose, cache_dir, tmp_path, caplog):
     assert again.validation_prompt_ids == rebuilt.validation_prompt_ids
     assert again.validation_prompts == rebuilt.validation_prompts
     assert prepare_data(plain, tok).validation_examples is None  # and the plain entry still serves
+
+
+def test_result_json_is_the_documented_schema(runs):
+    """bench.record.RunRecord declares every key a real run writes, each with its meaning, and every
+    declared key but the failure's traceback and rescoring's history is written."""
+    from bench.record import ValidationRecord, fields_doc
+
+    written = json.loads((runs["with_test"][1] / "result.json").read_text())
+    assert set(written) == set(fields_doc()) - {"traceback", "metrics_before_rescore"}
+    assert set(written["validation"]) == set(fields_doc(ValidationRecord))
+    assert all(doc.strip() for doc in [*fields_doc().values(), *fields_doc(ValidationRecord).values()])

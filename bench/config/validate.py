@@ -85,11 +85,16 @@ def check_precision(precision: str, device: str) -> None:
 
 
 def check_eval_splits(cfg: DictConfig) -> None:
-    """eval.test / eval.validation: at least one split is predicted, and a validation split exists."""
+    """eval.test / eval.validation: something is evaluated (a split predicted, or the validation loss of a
+    trained run with held-out rows), and a validation split exists where it is predicted."""
     ev = cfg.eval
-    if not ev.test and not ev.validation:
+    # without either split, a trained run still scores its held-out rows: training's validation loss
+    # (best_val_loss), the objective of search=lr_loss
+    val_loss = cfg.method.provider != "none" and float(cfg.dataset.val_fraction) > 0
+    if not ev.test and not ev.validation and not val_loss:
         raise ConfigError(
-            "eval.test=false and eval.validation=false: nothing would be evaluated; "
+            "eval.test=false and eval.validation=false: nothing would be evaluated (no validation loss "
+            "either: method=none trains nothing, or dataset.val_fraction=0 holds out no rows); "
             "set eval.validation=true or eval.test=true."
         )
     if ev.validation and cfg.dataset.val_fraction == 0:

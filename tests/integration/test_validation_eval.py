@@ -179,10 +179,23 @@ def test_rescore_recomputes_the_validation_block(runs, tmp_path):
     assert before["headline_value"] == record["validation"]["headline_value"]
 
 
+def test_a_trained_run_without_either_split_is_scored_by_its_validation_loss(compose, tmp_path):
+    """search=lr_loss's trials: eval.test=false eval.validation=false trains, records best_val_loss (the
+    held-out rows' loss) and predicts nothing."""
+    cfg = compose(*TINY, *TRAIN, "eval.test=false", "eval.validation=false")
+    validate(cfg)
+    record = run_experiment(cfg, tmp_path)
+    assert record["status"] == "success", record.get("traceback")
+    assert record["best_val_loss"] is not None and record["best_val_loss"] > 0
+    assert record["validation"] is None and record["test_evaluated"] is False and record["n_test"] == 0
+    assert not list(tmp_path.glob("predictions*.jsonl"))
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (("eval.test=false",), "nothing would be evaluated; set eval.validation=true or eval.test=true"),
+        (("eval.test=false", "method=none"), "nothing would be evaluated (no validation loss either"),
+        (("eval.test=false", "dataset.val_fraction=0"), "nothing would be evaluated (no validation loss"),
         (("eval.validation=true", "dataset.val_fraction=0"), "set dataset.val_fraction > 0"),
         (("eval.validation=true", "eval.max_validation_samples=0"), "must be at least 1"),
     ],

@@ -15,6 +15,13 @@ Scores are x100 in one scoring convention (``paper``: PEFT-Bench's scoring scrip
 see :func:`run_score`). ``Avg.`` is the mean over the table's shown datasets; a row missing any of them
 has none (an average over other datasets would not compare).
 
+What a number does not say follows it, with the words of the performance table
+(:func:`multirun_analysis.render.cell_text`; :class:`CellMarks`): ``cap`` when ``dataset.max_eval_samples``
+cut the test split, ``inv 12.5%`` the mean invalid-answer rate of the cell's scored runs (in the
+convention shown), ``+1 failed`` the cell's runs that count in no mean (failed, diverged, running, no
+score in the convention), and in the deltas ``n=2`` where a cell has fewer seeds than the paper averaged.
+``Avg.`` (and Table 3's performance) carries the marks of its cells.
+
 The published numbers (``reference/papers.yaml``, from ../shared/PAPERS.md, each table with its source)
 are compared by :func:`deltas` with the rows that reproduce a paper preset: the paper convention, the
 paper's model (``llama-3-8b-instruct`` for PEFT-Bench, ``llama-3.2-1b-instruct`` for PEFT-Factory's
@@ -40,6 +47,7 @@ from bench.atomic import atomic_file
 from bench.config.schema import PSCPConfig
 from bench.metrics.pscp import pscp, pscp_factors, pscp_options
 from multirun_analysis import render
+from multirun_analysis.tables import NOT_SCORED
 
 BASE_METHOD = "none"
 # PEFT-Bench's row order (Base first); other methods follow alphabetically.
@@ -61,6 +69,8 @@ PSCP_COLUMNS = ("performance", "tflops", "memory_gb", "f_params", "f_flops", "f_
 _HEADERS = {"tflops": "TFLOPs", "memory_gb": "memory GB", "pscp": "PSCP", PARAMS: "params"}
 _DIGITS = {"tflops": 2, "memory_gb": 2, "f_params": 2, "f_flops": 2, "f_mem": 2, "pscp": 2}
 REFERENCE_FILE = "reference/papers.yaml"
+# Seeds each paper averaged, by arXiv id (PAPERS.md); a paper not listed does not state them.
+PUBLISHED_SEEDS = {"2511.21285": 5}  # PEFT-Bench: 42, 123, 456, 789, 101112
 
 
 # ---- reference data ----
@@ -217,6 +227,118 @@ def scores(runs: pd.DataFrame, convention: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cols)
 
 
+# ---- what a number does not say: cap, invalid answers, runs not scored ----
+
+
+@dataclass(frozen=True)
+class CellMarks:
+    """The runs behind one cell beyond its number, shown after it as the performance table does
+    (``cap inv 12.5% +1 failed``; :func:`multirun_analysis.render.cell_text`)."""
+
+    n_seeds: int = 0  # scored runs (each counts in the mean)
+    capped: bool = False  # dataset.max_eval_samples cut the test split of a scored run
+    invalid_rate: float = math.nan  # mean invalid-answer rate (%) of the scored runs that record one
+    n_rated: int = 0  # how many scored runs record an invalid rate (to pool cells)
+    not_scored: int = 0  # runs that count in no mean
+    not_scored_status: str = ""  # their statuses: failed, diverged, running, not scored, missing
+
+    def text(self, fewer_than: int | None = 0) -> str:
+        """``n=2 cap inv 12.5% +1 failed`` (each part only when it applies; ``n=k`` when below
+        ``fewer_than``, always when ``fewer_than`` is None: a paper that does not state its seeds)."""
+        parts = []
+        if fewer_than is None or self.n_seeds < fewer_than:
+            parts.append(f"n={self.n_seeds}")
+        if self.capped:
+            parts.append("cap")
+        if math.isfinite(self.invalid_rate) and self.invalid_rate > 0:
+            parts.append(f"inv {self.invalid_rate:.1f}%")
+        if self.not_scored:
+            parts.append(f"+{self.not_scored} {self.not_scored_status}")
+        return " ".join(parts)
+
+
+def _statuses(names: Iterable[str]) -> str:
+    return ", ".join(sorted(set(names)))
+
+
+def invalid_rate(run: Mapping[str, Any], convention: str) -> float:
+    """The run's invalid-answer rate (a fraction) in ``convention``: ``metrics_paper.invalid_rate`` for
+    ``paper``, ``metrics.invalid_rate`` for ``peftbench``; NaN when the record has none."""
+    field = "metrics_paper" if convention == "paper" else "metrics"
+    return _float((run.get(field) or {}).get("invalid_rate"))
+
+
+def _capped(run: Mapping[str, Any]) -> bool:
+    """``dataset.max_eval_samples`` cut the test split: the run predicted as many rows as the cap."""
+    cap = (
+        run["cap"]
+        if "cap" in run
+        else ((run.get("config") or {}).get("dataset") or {}).get("max_eval_samples")
+    )
+    cap, n_test = _float(cap), _float(run.get("n_test"))
+    return math.isfinite(cap) and math.isfinite(n_test) and n_test >= cap
+
+
+def marks_of(runs: pd.DataFrame, convention: str | None, missing: int = 0) -> CellMarks:
+    """The marks of the runs of one cell, scored in ``convention`` (None: each run's own). A run counts
+    when it succeeded with a finite score; the others, and ``missing`` runs without a record, are named."""
+    rated, n_seeds, capped, bad = [], 0, False, []
+    if convention is not None:  # run_score reads paper_headline_metric
+        runs = with_record_fields(runs)
+    for run in runs.to_dict("records"):
+        own = convention or run.get("convention") or "peftbench"
+        score = run_score(run, own)[1] if run.get("status") == "success" else math.nan
+        if not math.isfinite(score):
+            bad.append(run.get("status") if run.get("status") != "success" else NOT_SCORED)
+            continue
+        n_seeds += 1
+        capped |= _capped(run)
+        rate = invalid_rate(run, own)
+        if math.isfinite(rate):
+            rated.append(rate)
+    bad += ["missing"] * missing
+    return CellMarks(
+        n_seeds=n_seeds,
+        capped=capped,
+        invalid_rate=sum(rated) / len(rated) * 100 if rated else math.nan,
+        n_rated=len(rated),
+        not_scored=len(bad),
+        not_scored_status=_statuses(str(b) for b in bad),
+    )
+
+
+def pooled(marks: Iterable[CellMarks]) -> CellMarks:
+    """The marks of several cells (a row's ``Avg.``): fewest seeds of any, capped if any is, the invalid
+    rate over all their runs, every run not scored."""
+    marks = list(marks)
+    if not marks:
+        return CellMarks()
+    rated = sum(m.n_rated for m in marks)
+    total = sum(m.invalid_rate * m.n_rated for m in marks if m.n_rated)
+    statuses = [s for m in marks if m.not_scored for s in m.not_scored_status.split(", ")]
+    return CellMarks(
+        n_seeds=min(m.n_seeds for m in marks),
+        capped=any(m.capped for m in marks),
+        invalid_rate=total / rated if rated else math.nan,
+        n_rated=rated,
+        not_scored=sum(m.not_scored for m in marks),
+        not_scored_status=_statuses(statuses),
+    )
+
+
+def cell_marks(runs: pd.DataFrame, convention: str, columns: Iterable[str]) -> dict[tuple, CellMarks]:
+    """(model, label, dataset) -> :class:`CellMarks` for each dataset of ``columns`` (every status of
+    ``runs`` counted), and (model, label, ``Avg.``) -> the row's cells pooled."""
+    columns = list(columns)
+    mine = with_record_fields(runs[runs["dataset"].isin(columns)])  # each result.json read once
+    found = {key: marks_of(group, convention) for key, group in mine.groupby(["model", "label", "dataset"])}
+    rows: dict[tuple, list[CellMarks]] = {}
+    for (model, label, _), m in found.items():
+        rows.setdefault((model, label), []).append(m)
+    found.update({(model, label, AVG): pooled(ms) for (model, label), ms in rows.items()})
+    return found
+
+
 # ---- the tables ----
 
 
@@ -252,7 +374,8 @@ def score_table(runs: pd.DataFrame, datasets: Iterable[str], convention: str | N
     that order, plus ``Avg.`` (the mean over those columns; NaN when the row misses any).
 
     ``attrs``: convention, datasets (shown), n_paper (how many the paper has), seeds (fewest, most per
-    cell), metrics (per dataset), methods ((model, label) -> method).
+    cell), metrics (per dataset), methods ((model, label) -> method), marks ((model, label, column) ->
+    :class:`CellMarks`, ``Avg.`` included).
     """
     convention = resolve_convention(runs, convention)
     datasets = list(datasets)
@@ -274,6 +397,7 @@ def score_table(runs: pd.DataFrame, datasets: Iterable[str], convention: str | N
         seeds=(int(counts.min()), int(counts.max())) if len(counts) else (0, 0),
         metrics=_metrics_by_dataset(s),
         methods=_methods(mine),
+        marks=cell_marks(mine, convention, shown),
     )
     return table
 
@@ -326,6 +450,7 @@ def stability(runs: pd.DataFrame, convention: str | None = None) -> pd.DataFrame
         seeds=(int(counts.min()), int(counts.max())) if len(counts) else (0, 0),
         metrics=_metrics_by_dataset(s),
         methods=_methods(mine),
+        marks=cell_marks(mine, convention, shown),
     )
     return table
 
@@ -394,6 +519,11 @@ def table3(
         memory=source,
         constants=opts,
         methods=_methods(trained),
+        marks={
+            (model, label, "performance"): m
+            for (model, label, column), m in cell_marks(trained, convention, shown).items()
+            if column == AVG
+        },
     )
     return table
 
@@ -416,13 +546,16 @@ def comparable_rows(runs: pd.DataFrame, reference: Reference, convention: str) -
 
 
 DELTA_COLUMNS = ["model", "method", "column", "ours", "published", "delta"]
+# Per compared cell, what the number does not say (CellMarks' fields; empty for params).
+MARK_COLUMNS = ["n_seeds", "capped", "invalid_rate", "not_scored", "not_scored_status"]
 
 
 def deltas(table: pd.DataFrame, reference: Reference) -> pd.DataFrame:
     """Ours minus published, one row per (model, variant, column) of ``table`` that ``reference`` has
     (rows of the reference's model only); ``Avg.`` against the mean of the published cells of the same
-    columns, ``params`` against the published trainable parameters. Columns: :data:`DELTA_COLUMNS`."""
-    methods = table.attrs.get("methods", {})
+    columns, ``params`` against the published trainable parameters. Columns: :data:`DELTA_COLUMNS`, then
+    :data:`MARK_COLUMNS` (the cell's :class:`CellMarks`: seeds, cap, invalid rate, runs not scored)."""
+    methods, marks = table.attrs.get("methods", {}), table.attrs.get("marks", {})
     columns = [c for c in reference.columns if c in table.columns]
     rows = []
     for key in table.index:
@@ -441,6 +574,7 @@ def deltas(table: pd.DataFrame, reference: Reference) -> pd.DataFrame:
             pairs.append((AVG, table.at[key, AVG], published[shown].mean()))
         for column, ours, pub in pairs:
             ours = _float(ours)
+            m = marks.get((model, label, column))
             rows.append(
                 {
                     "model": model,
@@ -449,9 +583,10 @@ def deltas(table: pd.DataFrame, reference: Reference) -> pd.DataFrame:
                     "ours": ours,
                     "published": float(pub),
                     "delta": ours - float(pub),
+                    **{c: (getattr(m, c) if m is not None else None) for c in MARK_COLUMNS},
                 }
             )
-    return pd.DataFrame(rows, columns=DELTA_COLUMNS)
+    return pd.DataFrame(rows, columns=[*DELTA_COLUMNS, *MARK_COLUMNS])
 
 
 # ---- rendering ----
@@ -479,13 +614,37 @@ def display_frame(table: pd.DataFrame, fmt: str = "markdown") -> pd.DataFrame:
     out = pd.DataFrame(
         {"model": [esc(m) for m, _ in table.index], "method": [esc(v) for _, v in table.index]}
     )
+    marks = table.attrs.get("marks", {})
     for column in table.columns:
-        out[esc(_header(column, labels))] = [esc(_number(v, column)) for v in table[column]]
+        shown = []
+        for (model, label), value in zip(table.index, table[column], strict=True):
+            m = marks.get((model, label, column))
+            shown.append(esc(" ".join(filter(None, (_number(value, column), m and m.text())))))
+        out[esc(_header(column, labels))] = shown
     return out
 
 
-def deltas_frame(delta: pd.DataFrame, fmt: str = "markdown") -> pd.DataFrame:
-    """One row per (model, variant), one column per compared column: ``ours − published (published)``."""
+def published_seeds(reference: Reference) -> int | None:
+    """How many seeds the paper of ``reference`` averaged (None: not stated)."""
+    return PUBLISHED_SEEDS.get(str(reference.source.get("arxiv")))
+
+
+def _row_marks(r) -> CellMarks | None:
+    if r.n_seeds is None or (isinstance(r.n_seeds, float) and math.isnan(r.n_seeds)):
+        return None
+    return CellMarks(
+        n_seeds=int(r.n_seeds),
+        capped=bool(r.capped),
+        invalid_rate=_float(r.invalid_rate),
+        not_scored=int(r.not_scored),
+        not_scored_status=str(r.not_scored_status or ""),
+    )
+
+
+def deltas_frame(delta: pd.DataFrame, fmt: str = "markdown", seeds: int | None = 0) -> pd.DataFrame:
+    """One row per (model, variant), one column per compared column: ``ours − published (published)``
+    and the cell's marks: ``n=k`` where it has fewer than ``seeds`` (the paper's; None: not stated,
+    always shown), ``cap``, ``inv``, ``+k failed``."""
     esc, labels = render.ESCAPE[fmt], dataset_labels()
     seen = list(dict.fromkeys(delta["column"]))  # params first and Avg. last, as in the tables
     columns = sorted(seen, key=lambda c: (c != PARAMS, c == AVG, seen.index(c)))
@@ -504,7 +663,10 @@ def deltas_frame(delta: pd.DataFrame, fmt: str = "markdown") -> pd.DataFrame:
                 d = _digits(column)
                 value = round(r.delta, d) + 0.0  # -0.00 shows as +0.00
                 text = render.DASH if not math.isfinite(value) else f"{value:+.{d}f}"
-                shown.append(esc(f"{text} ({r.published:.{d}f})"))
+                m = _row_marks(r)
+                shown.append(
+                    esc(" ".join(filter(None, (f"{text} ({r.published:.{d}f})", m and m.text(seeds)))))
+                )
         out[esc(_header(column, labels))] = shown
     return out
 
@@ -540,20 +702,27 @@ def _scored_by(table: pd.DataFrame) -> str:
     return f"scored by {_CONVENTION_TEXT[table.attrs['convention']]}" + (f": {metrics}" if metrics else "")
 
 
+MARKS_LEGEND = (
+    "After a number: cap: dataset.max_eval_samples cut the test split; inv: the mean invalid-answer rate "
+    "of the scored runs (shown above 0); +k failed, diverged, running or not scored: the runs that count "
+    "in no mean (never dropped)"
+)
+
+
 def caption(name: str, table: pd.DataFrame) -> str:
     """The caption of paper table ``name`` (table1, table2, table3, stability)."""
-    dash = f"{render.DASH}: no scored run."
+    dash = f"{render.DASH}: no scored run. {MARKS_LEGEND}"
     if name in ("table1", "table2"):
         what = "GLUE and SuperGLUE" if name == "table1" else "Others, Math and Code"
         params = " params: trainable parameters (median over runs)." if PARAMS in table.columns else ""
         return (
             f"PEFT-Bench Table {name[-1]} layout ({what}): test score x100, mean over seeds, "
-            f"{_scored_by(table)}; {_coverage(table)}.{params} {dash}"
+            f"{_scored_by(table)}; {_coverage(table)}.{params} {dash}; Avg. carries its cells' marks."
         )
     if name == "stability":
         return (
             "Stability (PEFT-Bench's study datasets): std over seeds x100 (ddof=1; one seed gives none), "
-            f"{_scored_by(table)}; {_coverage(table)}. {dash}"
+            f"{_scored_by(table)}; {_coverage(table)}. {dash}; Avg. carries its cells' marks."
         )
     c = table.attrs["constants"]
     shown, n_paper = len(table.attrs["datasets"]), table.attrs["n_paper"]
@@ -564,16 +733,27 @@ def caption(name: str, table: pd.DataFrame) -> str:
         f"memory, the mean over runs of the {table.attrs['memory']}; f_params, f_flops, f_mem = "
         f"(1 + cost/C)^-beta with C = {c['c_params']:.3g} parameters, {c['c_flops'] / 1e12:.3g} TFLOPs, "
         f"{c['c_memory'] / 1e9:.3g} GB and beta = {c['beta_params']:g}, {c['beta_flops']:g}, "
-        f"{c['beta_memory']:g}; PSCP x100. The base model has no row. {dash}"
+        f"{c['beta_memory']:g}; PSCP x100. The base model has no row. {dash}; performance carries the marks "
+        "of its datasets' cells (they hold for the row's PSCP)."
     )
 
 
 def deltas_caption(reference: Reference) -> str:
+    seeds = published_seeds(reference)
+    fewer = (
+        f"n=k: our seeds where fewer than the paper's {seeds}"
+        if seeds
+        else "n=k: our seeds (the paper does not state its own)"
+    )
+    what = "performance (it holds for PSCP)" if reference.kind == "pscp" else "Avg. pooling its cells"
     return (
         f"Ours minus published (published in parentheses): {reference.citation()}; "
         f"{reference.source['what']} Compared: rows of {reference.model} scored by the paper's script with "
         "the paper's prompts (dataset.prompt_style=paper); Avg.: against the mean of the published cells "
-        "of the same datasets. The published numbers: multirun_analysis/reference/papers.yaml."
+        f"of the same datasets. Marks ({what}): {fewer}; cap: dataset.max_eval_samples cut the test split "
+        "(the paper scored the whole test split); inv: the mean invalid-answer rate of the scored runs; "
+        "+k failed, diverged, running or not scored: runs that count in no mean. A marked delta is not "
+        "comparable as it stands. The published numbers: multirun_analysis/reference/papers.yaml."
     )
 
 
@@ -651,7 +831,7 @@ def write_paper_tables(
         written.append(
             _outputs(
                 f"deltas_{ref.name}",
-                functools.partial(deltas_frame, delta),
+                functools.partial(deltas_frame, delta, seeds=published_seeds(ref)),
                 deltas_caption(ref),
                 delta,
                 out_dir,

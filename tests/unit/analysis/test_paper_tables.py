@@ -217,8 +217,16 @@ def test_write_paper_tables(runs, tmp_path):
     assert [MODEL, R16, "14,680,064", "93.0", "75.0", "84.0"] in table1
     deltas1 = md_rows(md["paper_deltas_peft_bench_table1"])
     assert deltas1[0] == ["model", "method", "params", "SST-2", "CB", "Avg."]
-    assert [MODEL, R16, "+0 (14,680,064)", "-2.9 (95.9)", "-8.9 (83.9)", "-5.9 (89.9)"] in deltas1
-    assert [MODEL, "none", "", "-0.2 (92.2)", "+0.0 (47.0)", "-0.1 (69.6)"] in deltas1  # Base: no params
+    # two seeds against the paper's 5: every cell says n=2 (params is not per seed)
+    assert [MODEL, R16, "+0 (14,680,064)", "-2.9 (95.9) n=2", "-8.9 (83.9) n=2", "-5.9 (89.9) n=2"] in deltas1
+    assert [
+        MODEL,
+        "none",
+        "",
+        "-0.2 (92.2) n=2",
+        "+0.0 (47.0) n=2",
+        "-0.1 (69.6) n=2",
+    ] in deltas1  # no params
     assert "arXiv 2511.21285, Table 1" in md["paper_deltas_peft_bench_table1"]
     csv = pd.read_csv(tmp_path / "paper_table3.csv")
     assert csv.loc[csv["method"] == R16, "memory_gb"].item() == pytest.approx(15.0)
@@ -240,14 +248,12 @@ def test_peft_factory_deltas(tmp_path):
     ]
     shown = pt.write_paper_tables(load_runs([write_tree(tmp_path / "r", recs)]), tmp_path / "t", "paper")
     md = dict((n, m) for n, m, _ in shown)["paper_deltas_peft_factory_table2"]
-    assert md_rows(md)[1:] == [[model, "ia3", "+0.2 (95.3)", "+0.2 (95.3)"]]  # 95.5 vs IA3's 95.3
+    # 95.5 vs IA3's 95.3; PEFT-Factory does not state its seeds: n always shown
+    assert md_rows(md)[1:] == [[model, "ia3", "+0.2 (95.3) n=2", "+0.2 (95.3) n=2"]]
+    assert "n=k: our seeds (the paper does not state its own)" in md
 
 
-@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex absent (Debian texlive-latex-base)")
-def test_every_paper_tex_compiles(runs, tmp_path):
-    pt.write_paper_tables(runs, tmp_path / "t", convention="paper")
-    paths = sorted((tmp_path / "t").glob("*.tex"))
-    assert len(paths) == 7
+def _compile(paths: list[Path], tmp_path: Path) -> None:
     doc = tmp_path / "doc.tex"
     inputs = "".join(f"\\input{{{p}}}\n" for p in paths)
     doc.write_text(
@@ -263,6 +269,130 @@ def test_every_paper_tex_compiles(runs, tmp_path):
         timeout=120,
     )
     assert done.returncode == 0, done.stdout[-2000:]
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex absent (Debian texlive-latex-base)")
+def test_every_paper_tex_compiles(runs, marked, tmp_path):
+    for name, tables in (("plain", runs), ("marked", marked)):  # marked: cap, inv 20.0%, +1 failed
+        pt.write_paper_tables(tables, tmp_path / name, convention="paper")
+        paths = sorted((tmp_path / name).glob("*.tex"))
+        assert len(paths) == 7
+        _compile(paths, tmp_path)
+    tex = (tmp_path / "marked" / "paper_table1.tex").read_text()
+    assert "95.0 inv 20.0\\% & 55.0 cap" in tex and "50.0 +1 failed" in tex
+
+
+# ---- what a number does not say: invalid answers, caps, runs not scored ----
+
+
+def _failed(rec: dict, status: str = "failed") -> dict:
+    return {
+        **rec,
+        "status": status,
+        "error": "RuntimeError: boom",
+        "metrics": {},
+        "metrics_paper": {},
+        "headline_value": None,
+    }
+
+
+def _capped(rec: dict, cap: int) -> dict:
+    return {
+        **rec,
+        "config": {**rec["config"], "dataset": {**rec["config"]["dataset"], "max_eval_samples": cap}},
+    }
+
+
+def marked_records() -> list[dict]:
+    """RUNS with: ia3 on SST-2 with invalid answers (paper 0.4 and 0.0, ours 0.5 and 0.5), ia3 on CB capped
+    at its 10 test rows, ia3 on GSM8K with a cap above its 10 rows (not cut), a failed seed 2 of
+    lora r=8 on SST-2 and a diverged seed 3 of lora r=16 on CB."""
+    recs = []
+    for (method, r, dataset, seed), values in RUNS.items():
+        rec = record(method, r, dataset, seed, *values)
+        if (method, dataset) == ("ia3", "glue/sst2"):
+            rec["metrics_paper"]["invalid_rate"] = 0.4 if seed == 1 else 0.0
+            rec["metrics"]["invalid_rate"] = 0.5
+        if (method, dataset) == ("ia3", "superglue/cb"):
+            rec = _capped(rec, 10)
+        if (method, dataset) == ("ia3", "math/gsm8k"):
+            rec = _capped(rec, 20)
+        recs.append(rec)
+    recs.append(_failed(record("lora", 8, "glue/sst2", 2, 0.0, 0.0, 10)))
+    recs.append(_failed(record("lora", 16, "superglue/cb", 3, 0.0, 0.0, 10), "diverged"))
+    return recs
+
+
+@pytest.fixture(scope="module")
+def marked(tmp_path_factory):
+    return load_runs([write_tree(tmp_path_factory.mktemp("marked"), marked_records())])
+
+
+def test_cells_show_invalid_rate_cap_and_runs_not_scored(marked, tmp_path):
+    shown = {n: (md, fragment) for n, md, fragment in pt.write_paper_tables(marked, tmp_path, "paper")}
+    table1 = md_rows(shown["paper_table1"][0])
+    assert table1[1:] == [
+        [MODEL, "none", "0", "92.0", "47.0", "69.5"],
+        # invalid: paper rates 0.4, 0.0 on SST-2 -> 20.0%; CB capped (10 rows of a cap of 10); Avg.: the
+        # row's 4 runs -> 0.4 / 4 = 10.0%, capped as one of its cells is
+        [MODEL, "ia3", "196,608", "95.0 inv 20.0%", "55.0 cap", "75.0 cap inv 10.0%"],
+        [MODEL, R16, "14,680,064", "93.0", "75.0 +1 diverged", "84.0 +1 diverged"],  # the mean of 2 seeds
+        [MODEL, R8, "14,680,064", "50.0 +1 failed", "–", "– +1 failed"],  # no CB run: a plain dash
+    ]
+    # GSM8K's cap (20) is above its 10 test rows: it cut nothing, no mark
+    assert md_rows(shown["paper_table2"][0])[2] == [MODEL, "ia3", "42.0", "42.0"]
+    stability = md_rows(shown["paper_stability"][0])
+    assert stability[2] == [MODEL, "ia3", "7.1 cap", "0.0 inv 20.0%", "3.5 cap inv 10.0%"]
+    assert stability[4] == [MODEL, R8, "–", "– +1 failed", "– +1 failed"]  # one scored seed: no std
+    # Table 3: performance pools the row's datasets: ia3 invalid 0.4 over 6 runs = 6.7%, capped on CB
+    table3 = md_rows(shown["paper_table3"][0])
+    assert table3[1][:3] == [MODEL, "ia3", "64.0 cap inv 6.7%"]
+    assert table3[2][2] == f"{(93 + 75 + 65) / 3:.1f} +1 diverged" and table3[3][2] == "– +1 failed"
+    for name, (md, fragment) in shown.items():  # the legend under every table, Markdown and HTML
+        assert "cap: dataset.max_eval_samples cut the test split" in md, name
+        assert "inv: the mean invalid-answer rate" in md and "+k failed, diverged" in md, name
+        assert "inv: the mean invalid-answer rate" in fragment, name
+    assert "<td>95.0 inv 20.0%</td>" in shown["paper_table1"][1]
+    csv = pd.read_csv(tmp_path / "paper_deltas_peft_bench_table1.csv").set_index(["method", "column"])
+    assert csv.loc[("ia3", "glue/sst2"), ["n_seeds", "invalid_rate", "not_scored"]].tolist() == [2, 20.0, 0]
+    assert csv.loc[(R8, "glue/sst2"), "not_scored_status"] == "failed"
+
+
+def test_invalid_rate_in_the_convention_shown(marked):
+    """ours (metrics.invalid_rate 0.5 on both seeds) where the table is in peftbench's convention."""
+    frame = pt.display_frame(pt.table1(marked, "peftbench"))
+    assert frame.loc[frame["method"] == "ia3", "SST-2"].item() == "85.0 inv 50.0%"
+
+
+def test_a_run_without_a_score_in_the_convention_is_counted(marked):
+    """A successful run without metrics_paper (a record older than it): in the paper's tables it counts
+    in no mean, shown as not scored."""
+    old = marked.copy()
+    old.loc[
+        (old["method"] == "ia3") & (old["dataset"] == "glue/sst2") & (old["seed"] == 2), "metrics_paper"
+    ] = [{}]
+    frame = pt.display_frame(pt.table1(old, "paper"))
+    assert frame.loc[frame["method"] == "ia3", "SST-2"].item() == "95.0 inv 40.0% +1 not scored"
+
+
+def test_deltas_mark_cells_not_comparable(marked, tmp_path):
+    """Fewer seeds than the paper's 5, a cap, invalid answers and failed runs beside each delta."""
+    shown = {n: md for n, md, _ in pt.write_paper_tables(marked, tmp_path, "paper")}
+    deltas1 = md_rows(shown["paper_deltas_peft_bench_table1"])
+    # ia3 published: SST-2 96.4, CB 68.9, Avg. (96.4 + 68.9) / 2 = 82.65
+    assert [MODEL, "ia3", "+0 (196,608)", "-1.4 (96.4) n=2 inv 20.0%", "-13.9 (68.9) n=2 cap",
+            "-7.7 (82.7) n=2 cap inv 10.0%"] in deltas1  # fmt: skip
+    assert [MODEL, R8, "+0 (14,680,064)", "-45.9 (95.9) n=1 +1 failed", "– (83.9)",
+            "– (89.9) n=1 +1 failed"] in deltas1  # fmt: skip
+    deltas3 = md_rows(shown["paper_deltas_peft_bench_table3"])
+    assert deltas3[1][:3] == [MODEL, "ia3", "-10.7 (74.7) n=2 cap inv 6.7%"]  # 64.0 vs 74.7
+    md = shown["paper_deltas_peft_bench_table1"]
+    assert "n=k: our seeds where fewer than the paper's 5" in md and "not comparable as it stands" in md
+    # five seeds on an uncapped cell: no mark
+    five = [record("ia3", None, "glue/sst2", seed, 0.95, 0.85, 20) for seed in range(1, 6)]
+    delta = pt.deltas(pt.table1(load_runs([write_tree(tmp_path / "five", five)]), "paper"),
+                      pt.load_reference()["peft_bench_table1"])  # fmt: skip
+    assert md_rows(pt.render.markdown(pt.deltas_frame(delta, seeds=5)))[1][3] == "-1.4 (96.4)"
 
 
 # ---- the shipped reference data ----

@@ -49,6 +49,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from bench import CONF_DIR
+from bench.search import override_value
 
 CHARS_PER_TOKEN = 4.0  # English text with Llama-3's / Qwen's ~128k-150k BPE vocabularies
 TEMPLATE_TOKENS = 16  # chat-template headers and turn markers around a row
@@ -674,22 +675,8 @@ def _plan_rows(
 # --- a search (search=<name>): stage-1 trials and stage-2 runs ------------------------------------------
 
 
-def _override_value(value: Any) -> str:
-    """A Python value as Hydra's override grammar reads it back (``trainer.learning_rate_scale=0.3162``)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, list | tuple):
-        return "[" + ",".join(_override_value(v) for v in value) + "]"
-    text = str(value)
-    return text if re.fullmatch(r"[\w./-]+", text) else "'" + text.replace("'", "\\'") + "'"
-
-
 def setting_overrides(settings: dict[str, Any]) -> list[str]:
-    return [f"{key}={_override_value(value)}" for key, value in settings.items()]
+    return [f"{key}={override_value(value)}" for key, value in settings.items()]
 
 
 def stage1_overrides(search: Any, settings: dict[str, Any]) -> list[str]:
@@ -700,9 +687,9 @@ def stage1_overrides(search: Any, settings: dict[str, Any]) -> list[str]:
     cap = search.max_validation_samples if headline else None
     return [
         f"seed={search.trial_seed}",
-        f"eval.validation={_override_value(headline)}",
+        f"eval.validation={override_value(headline)}",
         "eval.test=false",
-        f"eval.max_validation_samples={_override_value(cap)}",
+        f"eval.max_validation_samples={override_value(cap)}",
         *setting_overrides(settings),
     ]
 
@@ -722,7 +709,7 @@ def make_search_plan(args: list[str], gpu: GPU, utilisation: float) -> Plan:
     setting's test run.
     """
     from bench.errors import ConfigError
-    from bench.search import trials
+    from bench.search import check_search, refused_overrides, trials
 
     composer, grid = expand_grid(args)
     plan = Plan()
@@ -735,6 +722,12 @@ def make_search_plan(args: list[str], gpu: GPU, utilisation: float) -> Plan:
             if cfg.get("search") is None:
                 raise ConfigError("no search: add search=<name> (conf/search)")
             search = OmegaConf.to_object(cfg.search)
+            check_search(search)
+            # the grid's seeds are ignored here (the search's own are planned); its other keys must not clash
+            own = [a for a in args if not re.match(r"^\+{0,2}(search[.=]|seed=)", a)]
+            refused = refused_overrides(search, own)
+            if refused:
+                raise ConfigError("; ".join(refused))
             family = str(cfg.method.family)
             names = (str(cfg.model.name), str(cfg.method.name), family, str(cfg.dataset.name))
             if float(cfg.dataset.val_fraction) <= 0:

@@ -12,20 +12,96 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from bench.config.schema import SEARCH_OBJECTIVES
 from bench.errors import ConfigError
+from bench.lock import run_lock
 from bench.results import read_result, write_json_atomic
 
 OBJECTIVE_SPLIT = "validation"  # the only split a search ever reads a score from
 SEARCH_FILE = "search.json"
 SEARCHES_DIR = "searches"  # <paths.results_dir>/searches/<search name>/search.json
 SUCCESS = "success"
+FINISHED = (SUCCESS, "diverged")  # statuses a relaunch leaves alone
 DIRECTIONS = {"headline": max, "loss": min}  # objective -> the better of two values
+# keys every trial and final run gets from the search itself: a user override of them is refused
+STAGE_SET_KEYS = ("seed", "eval.validation", "eval.test", "eval.max_validation_samples")
+_OVERRIDE_KEY = re.compile(r"^(?:\+\+?|~)?([^=~+][^=]*?)(?:=|$)")
+
+
+def check_search(search: Any) -> None:
+    """The search's own settings, checked before anything runs.
+
+    Raises:
+        ConfigError: an unknown objective, no final seeds, a validation cap below 1 or a budget below 1.
+    """
+    problems = []
+    if search.objective not in SEARCH_OBJECTIVES:
+        expected = ", ".join(SEARCH_OBJECTIVES)
+        problems.append(f"search.objective={search.objective!r}: expected one of {expected}")
+    if int(search.budget) < 1:
+        problems.append(f"search.budget={search.budget}: every cell needs at least 1 trial")
+    if not list(search.final_seeds):
+        problems.append("search.final_seeds=[]: stage 2 needs a seed at least, e.g. search.final_seeds=[42]")
+    cap = search.max_validation_samples
+    if cap is not None and int(cap) < 1:
+        problems.append(
+            f"search.max_validation_samples={cap}: predict at least 1 validation row (null: all held out)"
+        )
+    if problems:
+        raise ConfigError(f"search={search.name}: " + "; ".join(problems))
+
+
+def refused_overrides(search: Any, args: Sequence[str]) -> list[str]:
+    """The user's overrides of keys the search sets itself (the seeds, the evaluated splits and the keys
+    of any of its spaces), one error line each naming the fix; [] when there are none."""
+    spaces = [dict(search.space or {}), *dict(search.family_space or {}).values()]
+    varied = {str(k) for space in spaces for k in dict(space)}
+    errors = []
+    for arg in args:
+        match = _OVERRIDE_KEY.match(arg)
+        key = match.group(1) if match else ""
+        if key == "seed":
+            errors.append(
+                f"{arg}: a search sets the seeds itself (search.trial_seed for the trials, "
+                "search.final_seeds for the final runs); remove it"
+            )
+        elif key in STAGE_SET_KEYS:
+            fix = "set search.max_validation_samples instead" if key.endswith("samples") else "remove it"
+            errors.append(
+                f"{arg}: a search sets {key} itself (the trials score the validation split only, the final "
+                f"runs the test split); {fix}"
+            )
+        elif key in varied:
+            fix = (
+                "set the method's learning rate (trainer.learning_rate=...) instead"
+                if key == "trainer.learning_rate_scale"
+                else "set the values it tries in search.space (or search.family_space) instead"
+            )
+            errors.append(f"{arg}: {key} is what search={search.name} varies; {fix}")
+    return errors
+
+
+def override_value(value: Any) -> str:
+    """A Python value as a Hydra override's value (``true``, ``null``, ``0.1``, ``'a b'``, ``[1,2]``)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(override_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{k}:{override_value(v)}" for k, v in value.items()) + "}"
+    text = str(value)
+    return text if re.fullmatch(r"[\w./:-]+", text) else "'" + text.replace("'", "\\'") + "'"
 
 
 def cell_space(search: Any, family: str) -> dict[str, list[Any]]:
@@ -88,6 +164,8 @@ class TrialRecord:
     wall_time_s: float | None = None
     train_runtime_s: float | None = None
     eval_runtime_s: float | None = None  # validation prediction time
+    validation_n: int | None = None  # validation rows predicted (the cap's sample; None: none predicted)
+    validation_n_available: int | None = None  # rows held out, of which the cap took validation_n
 
     @classmethod
     def from_result(
@@ -96,6 +174,7 @@ class TrialRecord:
     ) -> TrialRecord:  # fmt: skip
         """The trial as its ``result.json`` (or None: not run yet) records it."""
         record = record or {}
+        validation = record.get("validation") or {}
         return cls(
             run_key=run_key,
             run_dir=str(run_dir),
@@ -105,8 +184,15 @@ class TrialRecord:
             objective=objective_value(record, objective),
             wall_time_s=record.get("wall_time_s"),
             train_runtime_s=record.get("train_runtime_s"),
-            eval_runtime_s=(record.get("validation") or {}).get("eval_runtime_s"),
+            eval_runtime_s=validation.get("eval_runtime_s"),
+            validation_n=validation.get("n"),
+            validation_n_available=validation.get("n_available"),
         )
+
+    @property
+    def finished(self) -> bool:
+        """Succeeded or diverged: a relaunch leaves it alone (a seeded trial that diverged does so again)."""
+        return self.status in FINISHED
 
 
 @dataclass(frozen=True)
@@ -230,6 +316,11 @@ class CellRecord:
         return cls(**values)
 
 
+# one search.json holds one search: a relaunch with other values of these is refused
+FIXED_SETTINGS = ("objective", "budget", "max_validation_samples", "trial_seed", "final_seeds", "space",
+                  "family_space", "include_default")  # fmt: skip
+
+
 @dataclass
 class SearchRecord:
     """``search.json``: the search's settings and one :class:`CellRecord` per cell."""
@@ -240,6 +331,10 @@ class SearchRecord:
     max_validation_samples: int | None
     trial_seed: int
     final_seeds: list[int]
+    # what the cells' trials were drawn from (None: a record from before they were kept)
+    space: dict[str, list[Any]] | None = None
+    family_space: dict[str, dict[str, list[Any]]] | None = None
+    include_default: bool | None = None
     objective_split: str = OBJECTIVE_SPLIT
     git_commit: str | None = None
     updated_at: str | None = None
@@ -254,8 +349,23 @@ class SearchRecord:
             max_validation_samples=search.max_validation_samples,
             trial_seed=int(search.trial_seed),
             final_seeds=[int(s) for s in search.final_seeds],
+            space={str(k): list(v) for k, v in dict(search.space or {}).items()},
+            family_space={
+                str(f): {str(k): list(v) for k, v in dict(space).items()}
+                for f, space in dict(search.family_space or {}).items()
+            },
+            include_default=bool(search.include_default),
             git_commit=git_commit,
         )
+
+    def differences(self, other: SearchRecord) -> list[str]:
+        """The settings in which ``other`` (this search's config) differs from this record's, as
+        ``"key: <here> there, <other> here"``; a setting this record does not hold is not compared."""
+        return [
+            f"{key}: {getattr(self, key)} there, {getattr(other, key)} here"
+            for key in FIXED_SETTINGS
+            if getattr(self, key) is not None and getattr(self, key) != getattr(other, key)
+        ]
 
     def cell(self, model: str, method: str, dataset: str) -> CellRecord | None:
         return next((c for c in self.cells if c.key == (model, method, dataset)), None)
@@ -273,7 +383,8 @@ class SearchRecord:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         order = ("search", "objective", "objective_split", "budget", "max_validation_samples", "trial_seed",
-                 "final_seeds", "git_commit", "updated_at", "cells")  # fmt: skip
+                 "final_seeds", "space", "family_space", "include_default", "git_commit", "updated_at",
+                 "cells")  # fmt: skip
         return {k: data[k] for k in order}
 
     @classmethod
@@ -299,6 +410,41 @@ def write_search(path: str | Path, record: SearchRecord) -> None:
     """Write ``record`` atomically (write-then-rename), stamping ``updated_at``."""
     record.updated_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     write_json_atomic(path, record.to_dict())
+
+
+def check_record(path: str | Path, ours: SearchRecord) -> None:
+    """Refuse a ``search.json`` at ``path`` that holds other settings than ``ours`` (before anything runs).
+
+    Raises:
+        ConfigError: naming the settings that differ, the folder to remove and the other way out.
+    """
+    there = read_search(path)
+    differ = [] if there is None else there.differences(ours)
+    if differ:
+        folder = Path(path).parent
+        raise ConfigError(
+            f"{path} holds search={there.search} with other settings ({'; '.join(differ)}): remove {folder} "
+            "to start this search again, or give it another search.name (or paths.results_dir)"
+        )
+
+
+def save_cells(path: str | Path, ours: SearchRecord, cells: Sequence[CellRecord]) -> SearchRecord:
+    """Merge ``cells`` into the ``search.json`` at ``path`` as it is now, and write it.
+
+    Read, merge and write happen under an exclusive lock on the folder (:func:`bench.lock.run_lock`), so
+    two ``python -m bench.search`` of the same search (two grids, or a relaunch while one runs) keep each
+    other's cells. Returns the record written.
+    """
+    path = Path(path)
+    with run_lock(path.parent):
+        check_record(path, ours)
+        record = read_search(path) or SearchRecord.from_dict(ours.to_dict() | {"cells": []})
+        record.git_commit = ours.git_commit
+        for key in FIXED_SETTINGS:  # a record from before a setting was kept gains it
+            setattr(record, key, getattr(ours, key))
+        record.merge(cells)
+        write_search(path, record)
+    return record
 
 
 if __name__ == "__main__":  # python -m bench.search: the front end, which imports Hydra

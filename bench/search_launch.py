@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import math
 import re
+import shlex
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -35,18 +36,23 @@ from bench import CONF_DIR
 from bench.errors import ConfigError
 from bench.results import git_commit, read_result
 from bench.search import (
+    FINISHED,
     SUCCESS,
     CellRecord,
     SearchRecord,
     TrialRecord,
+    budget_spent,
     cell_space,
-    read_search,
+    check_record,
+    check_search,
+    override_value,
+    refused_overrides,
+    save_cells,
     search_path,
     trials,
-    write_search,
 )
 
-DONE = (SUCCESS, "diverged")  # statuses a relaunch leaves alone
+DONE = FINISHED  # statuses a relaunch leaves alone
 STAGE_KEYS = ("eval.validation", "eval.test", "eval.max_validation_samples")  # set by stage 1
 _ABSENT = object()
 _SEARCH_KEY = re.compile(r"^(?:\+\+?|~)?search(?:[.@=]|$)")
@@ -81,22 +87,6 @@ class Cell:
     neutral: dict[str, str]  # the cell's own values of every key a stage sets, as overrides
     settings: list[dict[str, Any]] = field(default_factory=list)  # the trials' settings
     trials: list[tuple[dict[str, Any], Run]] = field(default_factory=list)
-
-
-def override_value(value: Any) -> str:
-    """A Python value as a Hydra override's value (``true``, ``null``, ``0.1``, ``'a b'``, ``[1,2]``)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "null"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, list | tuple):
-        return "[" + ",".join(override_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ",".join(f"{k}:{override_value(v)}" for k, v in value.items()) + "}"
-    text = str(value)
-    return text if re.fullmatch(r"[\w./:-]+", text) else "'" + text.replace("'", "\\'") + "'"
 
 
 def multirun_blocks(runs: Sequence[dict[str, str]]) -> list[dict[str, list[str]]]:
@@ -152,6 +142,17 @@ class Planner:
         self.args = [a for a in args if not _SEARCH_KEY.match(a)]
         self.composer = None
 
+    def check(self) -> None:
+        """The search's settings and the user's overrides, before any cell is composed.
+
+        Raises:
+            ConfigError: a bad search setting, or an override of a key the search sets itself.
+        """
+        check_search(self.search)
+        refused = refused_overrides(self.search, self.args)
+        if refused:
+            raise ConfigError("\n".join(refused))
+
     def stage_keys(self) -> list[str]:
         """Every key a stage sets: eval's and every family's space keys."""
         spaces = [self.search.space, *self.search.family_space.values()]
@@ -176,6 +177,7 @@ class Planner:
         from bench.plan import expand_grid
 
         search = self.search
+        self.check()
         self.composer, grid = expand_grid([*self.args, f"seed={search.trial_seed}"])
         cells: list[Cell] = []
         errors: list[str] = []
@@ -264,6 +266,9 @@ def launch(runs: Sequence[Run], stage: str) -> int:
     """
     runs = list({r.run_key: r for r in runs}.values())  # tuned at the default setting: the plain run
     pending = [r for r in runs if r.status() not in DONE]
+    if not runs:
+        print(f"bench.search: {stage}: nothing to run", flush=True)
+        return 0
     if not pending:
         print(f"bench.search: {stage}: all {len(runs)} runs had finished; nothing launched", flush=True)
         return 0
@@ -273,13 +278,14 @@ def launch(runs: Sequence[Run], stage: str) -> int:
     )
     for block in blocks:
         command = multirun_command(block)
-        print("bench.search: " + " ".join(command[1:]), flush=True)
+        print("bench.search: " + shlex.join(command), flush=True)
         run_multirun(command)
     return len(pending)
 
 
 def cell_record(cell: Cell, objective: str) -> CellRecord:
-    """The cell as its trials' result.json files say; the choice made on their validation objective."""
+    """The cell as its trials' result.json files say; the choice made on their validation objective once
+    every trial has finished (a choice among some of them is not the search's: ``chosen`` stays None)."""
     record = CellRecord(cell.model, cell.method, cell.family, cell.dataset, cell.space, cell.default)
     record.trials = [
         TrialRecord.from_result(
@@ -287,7 +293,10 @@ def cell_record(cell: Cell, objective: str) -> CellRecord:
         )
         for s, run in cell.trials
     ]
-    record.choose(objective, cell.device)
+    if all(t.finished for t in record.trials):
+        record.choose(objective, cell.device)
+    else:
+        record.budget_spent = budget_spent(record.trials, cell.device)
     return record
 
 
@@ -307,7 +316,18 @@ def summary(record: SearchRecord, cells: Sequence[CellRecord], path: Path) -> st
             for t in cell.trials
         )
         lines.append(f"  {cell.model} / {cell.method} / {cell.dataset}: {trials_text}")
-        if cell.chosen is None:
+        rows = sorted({(t.validation_n, t.validation_n_available) for t in cell.trials if t.validation_n})
+        if rows:
+            text = ", ".join(f"{n} of {available}" for n, available in rows)
+            cap = "none" if record.max_validation_samples is None else record.max_validation_samples
+            lines.append(f"    validation rows {text}, cap {cap}")
+        finished = sum(t.finished for t in cell.trials)
+        if finished < len(cell.trials):
+            lines.append(
+                f"    chosen: none (stage 1 incomplete: {finished} of {len(cell.trials)} trials finished; "
+                "relaunch to finish them): no final runs"
+            )
+        elif cell.chosen is None:
             lines.append("    chosen: none (no trial succeeded): no final runs")
         else:
             edge = f"; at the edge of its range: {', '.join(cell.at_edge)}" if cell.at_edge else ""
@@ -345,21 +365,11 @@ def run_search(planner: Planner, cells: list[Cell]) -> int:
     if len(results_dirs) != 1:
         raise ConfigError(f"the grid writes to several paths.results_dir ({sorted(results_dirs)}): use one")
     path = search_path(results_dirs.pop(), search.name)
-    record = read_search(path) or SearchRecord.from_config(search)
-    fixed = ("objective", "budget", "max_validation_samples", "trial_seed", "final_seeds")
-    ours = SearchRecord.from_config(search)
-    differ = [f"{k}: {getattr(record, k)} there, {getattr(ours, k)} here" for k in fixed
-              if getattr(record, k) != getattr(ours, k)]  # fmt: skip
-    if differ:  # checked before anything runs: one record holds one search's settings
-        raise ConfigError(
-            f"{path} holds search={record.search} with other settings ({'; '.join(differ)}): give this "
-            "search another search.name or paths.results_dir"
-        )
+    ours = SearchRecord.from_config(search, git_commit=git_commit())
+    check_record(path, ours)  # before anything runs: one record holds one search's settings
     launched = launch(trial_runs, "stage 1 (trials, validation only)")
     records = [cell_record(cell, search.objective) for cell in cells]
-    record.git_commit = git_commit()
-    record.merge(records)
-    write_search(path, record)
+    save_cells(path, ours, records)  # re-read under a lock: another grid's cells written meanwhile stay
 
     final_runs: list[Run] = []
     for cell, cell_rec in zip(cells, records, strict=True):
@@ -369,8 +379,7 @@ def run_search(planner: Planner, cells: list[Cell]) -> int:
         cell_rec.final = {"tuned": [r.run_key for r in tuned], "default": [r.run_key for r in default]}
         final_runs += tuned + default
     launched += launch(final_runs, "stage 2 (final seeds, test split)")
-    record.merge(records)
-    write_search(path, record)
+    record = save_cells(path, ours, records)
 
     print(summary(record, records, path))
     final_runs = list({r.run_key: r for r in final_runs}.values())  # tuned at the default: the plain run

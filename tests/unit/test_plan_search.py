@@ -221,3 +221,21 @@ def test_a_tuned_run_costs_the_dearest_setting(planner):
     assert hours["3"][0] > hours["1"][0] == hours["null"][0]  # the default is 1 epoch
     expected = sum(hours["null"]) + 3 * hours["3"][0]
     assert searched["stage2_gpu_hours_max"] == pytest.approx(expected, rel=1e-12)
+
+
+def test_bad_search_settings_and_overrides_of_what_it_sets_are_plan_errors(cache_dir, capsys):
+    """The planner refuses what the launcher refuses (the grid's seeds aside: a plan ignores them)."""
+    from bench.plan import main
+
+    cell = ["model=tiny-random", "method=lora", "dataset=demo/ticket_routing", f"paths.cache_dir={cache_dir}"]
+    cases = {
+        "search.objective=bogus": "search=lr: search.objective='bogus': expected one of headline, loss",
+        "search.final_seeds=[]": "search.final_seeds=[]: stage 2 needs a seed at least",
+        "eval.test=true": "eval.test=true: a search sets eval.test itself",
+        "trainer.learning_rate_scale=3": "trainer.learning_rate_scale is what search=lr varies",
+    }
+    for override, message in cases.items():
+        assert main(["search=lr", *cell, override]) == 2, override
+        _, err = capsys.readouterr()
+        assert "1 cell(s) are invalid" in err and message in err, err
+    assert main(["search=lr", *cell, "seed=1,2"]) == 0

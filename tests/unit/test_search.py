@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
 
@@ -43,7 +44,9 @@ def _trial(scale, validation, test=None, status="success", loss=None, lr=None) -
     record = {
         "status": status,
         "headline_value": test,  # the test split's score: a search must never look at it
-        "validation": None if validation is None else {"headline_value": validation, "eval_runtime_s": 1.5},
+        "validation": None
+        if validation is None
+        else {"headline_value": validation, "eval_runtime_s": 1.5, "n": 6, "n_available": 9, "cap": 6},
         "best_val_loss": loss,
         "learning_rate": lr,
         "wall_time_s": 10.0,
@@ -181,6 +184,8 @@ def test_search_json_round_trips_and_merges_cells(tmp_path):
     assert list(data)[:4] == ["search", "objective", "objective_split", "budget"]
     assert (data["search"], data["objective_split"], data["budget"], data["final_seeds"]) == (
         "lr", "validation", 5, [42, 123, 456])  # fmt: skip
+    assert data["space"] == {LR: [0.1, 0.3162, 1.0, 3.162, 10.0]} and data["include_default"] is True
+    assert data["family_space"] == {"soft_prompt": {LR: [0.01, 0.1, 1.0, 10.0, 100.0]}}
     (saved,) = data["cells"]
     assert saved["chosen"] == {LR: 1.0} and saved["chosen_objective"] == 0.7
     assert saved["chosen_learning_rate"] == 1e-4 and saved["at_edge"] == []
@@ -191,8 +196,9 @@ def test_search_json_round_trips_and_merges_cells(tmp_path):
     assert saved["trials"][0] == {
         "run_key": "k0.1", "run_dir": "/r/k0.1", "settings": {LR: 0.1}, "learning_rate": 1e-5,
         "status": "success", "objective": 0.5, "wall_time_s": 10.0, "train_runtime_s": 8.0,
-        "eval_runtime_s": 1.5,
+        "eval_runtime_s": 1.5, "validation_n": 6, "validation_n_available": 9,
     }  # fmt: skip
+    assert saved["trials"][2]["validation_n"] is None  # failed: no validation block
     assert read_search(path).to_dict() == data  # updated_at included
     # A relaunch replaces its cells and keeps the others.
     again = read_search(path)
@@ -397,6 +403,19 @@ def test_only_unfinished_runs_are_launched_and_diverged_trials_are_kept(tmp_path
     assert search_launch.launch(runs, "stage 1") == 0 and commands == []
 
 
+def _write_trial(run, value, status="success"):
+    """A trial's result.json: its validation score over 6 of 9 held-out rows (cap 200)."""
+    run.run_dir.mkdir(parents=True, exist_ok=True)
+    validation = {"headline_value": value, "n": 6, "n_available": 9, "cap": 200}
+    record = {"status": status, "learning_rate": 0.1, "wall_time_s": 3.0, "headline_value": None,
+              "validation": validation if status == "success" else None}  # fmt: skip
+    (run.run_dir / "result.json").write_text(json.dumps(record))
+
+
+def _launched(command):
+    return [a for a in command if a.startswith(("method=", LR, "seed="))]
+
+
 def test_a_cell_without_a_successful_trial_gets_no_choice_and_no_final_runs(
     tmp_path, cache_dir, monkeypatch, capsys
 ):
@@ -409,32 +428,116 @@ def test_a_cell_without_a_successful_trial_gets_no_choice_and_no_final_runs(
         planner = search_launch.Planner(args)
         cells = planner.cells()
         lora, ia3 = cells
-        for _, run in lora.trials:  # lora's trials all fail; ia3's succeed, 1 best on validation
-            _write_status(run, "failed")
+        for _, run in lora.trials:  # lora's trials all diverge (finished); ia3's succeed, 1 best
+            _write_trial(run, None, status="diverged")
         for (_, run), value in zip(ia3.trials, (0.2, 0.5, 0.4), strict=True):
-            run.run_dir.mkdir(parents=True)
-            record = {"status": "success", "learning_rate": 0.1, "wall_time_s": 3.0, "headline_value": None,
-                      "validation": {"headline_value": value}}  # fmt: skip
-            (run.run_dir / "result.json").write_text(json.dumps(record))
+            _write_trial(run, value)
         code = search_launch.run_search(planner, cells)
     out = capsys.readouterr().out
-    assert code == 1  # lora's trials did not finish, and it has no choice
+    assert code == 1  # lora has no choice
     record = read_search(tmp_path / "searches" / "lr" / "search.json")
     by_method = {c.method: c for c in record.cells}
     assert by_method["lora"].chosen is None and by_method["lora"].final == {"tuned": [], "default": []}
-    assert [t.status for t in by_method["lora"].trials] == ["failed"] * 3
+    assert [t.status for t in by_method["lora"].trials] == ["diverged"] * 3
     assert by_method["ia3"].chosen == {LR: 1} and by_method["ia3"].chosen_objective == 0.5
     assert (
         len(by_method["ia3"].final["tuned"]) == 3
         and by_method["ia3"].final["tuned"] == by_method["ia3"].final["default"]
     )
     assert "chosen: none (no trial succeeded): no final runs" in out
-    # stage 1 relaunched lora's 3 failed trials; stage 2 ran ia3's 3 final seeds only
-    assert [a for a in commands[0] if a.startswith(("method=", LR, "seed="))] == [
-        "method=lora", "seed=42", f"{LR}=0.1,1,10"]  # fmt: skip
-    assert [a for a in commands[1] if a.startswith(("method=", LR, "seed="))] == [
-        "method=ia3",
-        "seed=42,123,456",
+    # stage 1 had nothing to relaunch (diverged trials are finished); stage 2 ran ia3's 3 final seeds only
+    assert "stage 1 (trials, validation only): all 6 runs had finished; nothing launched" in out
+    assert [_launched(c) for c in commands] == [["method=ia3", "seed=42,123,456"]]
+    assert f"bench.search: {shlex.join(commands[0])}" in out  # the real command, interpreter included
+    assert "validation rows 6 of 9, cap 200" in out
+
+
+def test_stage_2_waits_for_every_trial_of_its_cell(tmp_path, cache_dir, monkeypatch, capsys):
+    """A choice among 2 of 3 trials is not the search's: the cell gets no final runs until a relaunch has
+    finished its third trial, and then stage 2 runs once."""
+    from bench import search_launch
+
+    args = ["search=lr", *SPACE3, "method=lora", *TINY_CELL, f"paths.results_dir={tmp_path}"]
+    commands = []
+    monkeypatch.setattr(search_launch, "run_multirun", commands.append)  # the failed trial fails again
+    with _hydra():
+        planner = search_launch.Planner(args)
+        (cell,) = planner.cells()
+        (_, low), (_, middle), (_, high) = cell.trials
+        _write_trial(low, 0.2)
+        _write_trial(middle, None, status="failed")
+        _write_trial(high, 0.4)
+        code = search_launch.run_search(planner, [cell])
+        out = capsys.readouterr().out
+        assert code == 1
+        assert [_launched(c) for c in commands] == [["method=lora", "seed=42", f"{LR}=1"]]  # stage 1 only
+        (saved,) = read_search(search_path(tmp_path, "lr")).cells
+        assert saved.chosen is None and saved.final == {"tuned": [], "default": []}
+        assert saved.budget_spent["trials"] == 3 and saved.budget_spent["trials_succeeded"] == 2
+        assert "stage 1 incomplete: 2 of 3 trials finished; relaunch to finish them" in out
+        assert "stage 2 (final seeds, test split): nothing to run" in out
+
+        # The relaunch finishes the trial (the best one now) and runs the final seeds at its setting.
+        commands.clear()
+        monkeypatch.setattr(
+            search_launch,
+            "run_multirun",
+            lambda command: (commands.append(command), _write_trial(middle, 0.9)),
+        )
+        code = search_launch.run_search(planner, [cell])
+        out = capsys.readouterr().out
+    assert [_launched(c) for c in commands] == [
+        ["method=lora", "seed=42", f"{LR}=1"],
+        ["method=lora", "seed=42,123,456"],  # chose the default: tuned and default runs are the same
+    ]
+    (saved,) = read_search(search_path(tmp_path, "lr")).cells
+    assert saved.chosen == {LR: 1} and saved.chosen_objective == 0.9 and len(saved.final["tuned"]) == 3
+    assert "stage 1 incomplete" not in out and code == 1  # the final runs were only recorded, not run
+
+
+def test_another_grid_s_cells_written_meanwhile_survive(tmp_path, cache_dir, monkeypatch):
+    """Two bench.search of one search at once: each write re-reads search.json under its lock and merges."""
+    import threading
+
+    from bench import search_launch
+    from bench.lock import run_lock
+    from bench.search import save_cells
+
+    args = ["search=lr", *SPACE3, "method=lora", *TINY_CELL, f"paths.results_dir={tmp_path}"]
+    path = search_path(tmp_path, "lr")
+    other = CellRecord("tiny-random", "ia3", "reparametrized", "glue/sst2", {LR: [0.1, 1, 10]}, {LR: 1.0})
+    with _hydra():
+        planner = search_launch.Planner(args)
+        (cell,) = planner.cells()
+        for (_, run), value in zip(cell.trials, (0.2, 0.5, 0.4), strict=True):
+            _write_trial(run, value)
+        ours = SearchRecord.from_config(planner.search)
+
+        def another_grid(command):  # while this search's stage 2 runs, another grid saves its cell
+            save_cells(path, ours, [other])
+
+        monkeypatch.setattr(search_launch, "run_multirun", another_grid)
+        assert search_launch.run_search(planner, [cell]) == 1  # its final runs never ran
+    assert [(c.method, c.chosen) for c in read_search(path).cells] == [("lora", {LR: 1}), ("ia3", None)]
+
+    # A write waits for the lock's holder, then merges into what the holder wrote.
+    later = CellRecord(
+        "tiny-random", "lora", "reparametrized", "demo/ticket_routing", {}, {}, chosen={LR: 10}
+    )
+    with run_lock(path.parent):
+        writer = threading.Thread(target=save_cells, args=(path, ours, [later]))
+        writer.start()
+        writer.join(timeout=0.5)
+        assert writer.is_alive()  # blocked on the lock
+        held = read_search(path)
+        held.merge([CellRecord("tiny-random", "ia3", "reparametrized", "demo/ticket_routing", {}, {})])
+        write_search(path, held)
+    writer.join(timeout=10)
+    saved = [(c.method, c.dataset, c.chosen) for c in read_search(path).cells]
+    assert saved == [
+        ("lora", "demo/ticket_routing", {LR: 10}),
+        ("ia3", "glue/sst2", None),
+        ("ia3", "demo/ticket_routing", None),
     ]
 
 
@@ -449,4 +552,102 @@ def test_a_record_of_other_search_settings_is_refused_before_anything_runs(tmp_p
     planner, cells = _planner(*args, "search.final_seeds=[7]")
     with pytest.raises(ConfigError, match=r"final_seeds: \[42, 123, 456\] there, \[7\] here"):
         search_launch.run_search(planner, cells)
+    # another space (the same budget), another soft-prompt space, or no default runs: refused too
+    folder = tmp_path / "searches" / "lr"
+    for extra, differ in (
+        (
+            f"search.space={{{LR}:[0.1,1,3]}}",
+            f"space: {{'{LR}': [0.1, 1, 10]}} there, {{'{LR}': [0.1, 1, 3]}} here",
+        ),
+        (f"search.family_space.soft_prompt={{{LR}:[1,2,3]}}", "family_space: {'soft_prompt': "),
+        ("search.include_default=false", "include_default: True there, False here"),
+    ):
+        planner, cells = _planner(*args, extra)
+        with pytest.raises(ConfigError) as err:
+            search_launch.run_search(planner, cells)
+        assert differ in str(err.value) and f"remove {folder} to start this search again" in str(err.value)
+        assert "another search.name" in str(err.value)
     assert commands == []
+    # a record written before the spaces were kept is not refused for them (and gains them)
+    old = SearchRecord.from_config(_planner(*args)[0].search).to_dict()
+    for key in ("space", "family_space", "include_default"):
+        old.pop(key)
+    write_search(search_path(tmp_path, "lr"), SearchRecord.from_dict(old))
+    planner, cells = _planner(*args)
+    assert search_launch.run_search(planner, cells) == 1  # no trial ran: nothing finished
+    assert read_search(search_path(tmp_path, "lr")).space == {LR: [0.1, 1, 10]}
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("eval.test=true", "eval.test=true: a search sets eval.test itself"),
+        ("eval.validation=false", "eval.validation=false: a search sets eval.validation itself"),
+        ("++eval.max_validation_samples=5", "set search.max_validation_samples instead"),
+        (
+            f"{LR}=2",
+            f"{LR}=2: {LR} is what search=lr varies; set the method's learning rate "
+            "(trainer.learning_rate=...) instead",
+        ),  # fmt: skip
+        ("seed=3", "seed=3: a search sets the seeds itself"),
+    ],
+)
+def test_overrides_of_what_the_search_sets_are_refused(
+    override, message, capsys, cache_dir, tmp_path, monkeypatch
+):
+    from bench import search_launch
+
+    commands = []
+    monkeypatch.setattr(search_launch, "run_multirun", commands.append)
+    args = ("search=lr", "method=lora", *TINY_CELL, f"paths.results_dir={tmp_path}", override)
+    for dry in (("--dry-run",), ()):
+        code, text = _main(capsys, *dry, *args)
+        assert code == 2 and message in text, text
+    assert commands == [] and not (tmp_path / "searches").exists()
+
+
+def test_a_space_key_of_any_family_is_refused():
+    from bench.search import refused_overrides
+
+    search = SearchConfig(
+        name="ep", budget=2, space={LR: [1, 2]}, family_space={"soft_prompt": {"a.b": [1, 2]}}
+    )
+    fix = "a.b is what search=ep varies; set the values it tries in search.space (or search.family_space)"
+    fix += " instead"
+    args = ["a.b=3", "trainer.learning_rate=0.1", "search.budget=2", "~a.b"]
+    assert refused_overrides(search, args) == [f"a.b=3: {fix}", f"~a.b: {fix}"]
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("search.objective=bogus", "search.objective='bogus': expected one of headline, loss"),
+        ("search.final_seeds=[]", "search.final_seeds=[]: stage 2 needs a seed at least"),
+        (
+            "search.max_validation_samples=0",
+            "search.max_validation_samples=0: predict at least 1 validation row",
+        ),
+        ("search.budget=0", "search.budget=0: every cell needs at least 1 trial"),
+    ],
+)
+def test_bad_search_settings_fail_before_anything_runs(
+    override, message, capsys, cache_dir, tmp_path, monkeypatch
+):
+    from bench import search_launch
+
+    commands = []
+    monkeypatch.setattr(search_launch, "run_multirun", commands.append)
+    args = ("search=lr", *SPACE3, "method=lora", *TINY_CELL, f"paths.results_dir={tmp_path}", override)
+    for dry in (("--dry-run",), ()):
+        code, text = _main(capsys, *dry, *args)
+        assert code == 2 and f"search=lr: {message}" in text, text
+    assert commands == []
+    code, text = _main(capsys, "--dry-run", *args[:-1], "search.max_validation_samples=null")
+    assert code == 0, text  # no cap: every held-out row
+
+
+def test_every_objective_of_the_schema_has_a_direction():
+    from bench.config.schema import SEARCH_OBJECTIVES
+    from bench.search import DIRECTIONS
+
+    assert set(DIRECTIONS) == set(SEARCH_OBJECTIVES)

@@ -109,9 +109,9 @@ def performance_frame(perf: pd.DataFrame, cells: pd.DataFrame, marks: dict, metr
     out = pd.DataFrame({"model": [esc(m) for m, _ in perf.index], "method": [esc(v) for _, v in perf.index]})
     out["params"] = [human_count(v) for v in perf[("", "params")]]
     for _group, dataset in perf.columns[1:]:
-        mark = marks.get(dataset)
         shown = []
         for model, label in perf.index:
+            mark = marks.get((model, dataset))
             key = (model, label, dataset)
             text = esc(cell_text(cells.loc[key])) if key in cells.index else DASH
             if mark is not None and (model, label) == mark.best and mark.significant:
@@ -125,15 +125,20 @@ def performance_frame(perf: pd.DataFrame, cells: pd.DataFrame, marks: dict, metr
 
 def performance_caption(cells: pd.DataFrame, marks: dict) -> str:
     tested = sum(1 for m in marks.values() if m.test is not None)
+    units = {m.test.unit for m in marks.values() if m.test is not None}
+    unit = " and ".join(
+        {"examples": "per-example headline scores", "seeds": "headline per seed"}[u] for u in sorted(units)
+    )
     kinds = set(cells["ci_kind"]) if len(cells) else set()
     ci = "95% CI by bootstrap over seeds" + (
         "; † also over test examples within seeds (predictions.jsonl)" if "seeds+examples" in kinds else ""
     )
     return (
         f"Headline metric x100: mean ±std over seeds [{ci}] n=seeds×test examples (cap: the test split "
-        f"was capped), inv: invalid-answer rate, +k: runs not scored. Bold: best, and better than the "
-        f"runner-up in a paired permutation test at {LEVEL} after Holm over {tested} dataset(s); "
-        "underlined: second; ties marked neither."
+        "was capped), inv: invalid-answer rate, +k: runs not scored. Best and second are ranked among "
+        "each model's rows per dataset. Bold: best, and better than the runner-up (the difference "
+        f"favours the best) in a paired permutation test ({unit or 'none run'}) at {LEVEL} after Holm "
+        f"over {tested} (model, dataset) pair(s); underlined: second; ties marked neither."
     )
 
 
@@ -238,8 +243,10 @@ def compare_frame(table: pd.DataFrame, fmt="markdown") -> pd.DataFrame:
 
 
 COMPARE_CAPTION = (
-    f"A vs B on the seeds (and test examples, matched by id) both have: the paired difference x100 "
-    f"(examples: per-example correctness, an invalid answer wrong; seeds: the headline per seed) with its "
-    f"95% paired bootstrap CI, the two-sided paired permutation p, and Holm over the datasets "
-    f"(* = significant at {LEVEL})."
+    "A vs B on the seeds (and test examples, matched by id) both have: the paired difference x100 with "
+    "its 95% paired bootstrap CI, the two-sided paired permutation p, and Holm over the rows "
+    f"(* = significant at {LEVEL}). unit: examples = the headline metric scored per example by the "
+    "benchmark's scorer (an unreadable answer scores 0), used where these scores reproduce both cells' "
+    "headlines; seeds = the headline per seed (F1, Pearson, CodeBLEU: not a mean over examples; or no "
+    "predictions)."
 )

@@ -1,25 +1,34 @@
 """Uncertainty and paired comparisons, seeded and deterministic.
 
 - **Cell CI**: a 95% percentile bootstrap of the mean over seeds. Where every seed of the cell has a
-  ``predictions.jsonl`` whose per-example correctness reproduces the recorded headline (the headline is
+  ``predictions.jsonl`` whose per-example scores reproduce the recorded headline (the headline is
   a per-example mean: accuracy, exact match), the bootstrap is two-level: seeds with replacement, then
   test examples with replacement within each drawn seed. Otherwise (F1, Pearson, CodeBLEU: not a mean
   over examples) seeds only. Each cell says which (``ci_kind``).
-- **Paired test** of A vs B: on the seeds both have and, where both have predictions, on the examples
-  both answered (matched by the rows' ``id``; by row order, with a warning, when ids are absent): the
-  per-example correctness difference (an invalid answer is wrong), a two-sided paired permutation test
-  (each pair's difference keeps or flips its sign), exact when at most 16 pairs differ, else 10,000
-  seeded random sign flips (p = (k + 1) / (N + 1)). Without predictions: the per-seed headline
+- **Per-example scores** come from the benchmark's own scorer
+  (:func:`bench.evaluation.scoring.score_answers` on each ``predictions.jsonl`` row alone, with the run's
+  dataset config and headline convention), for the headline metrics that are a mean over examples
+  (:data:`EXAMPLE_MEANS`: accuracy, math exact match, ReCoRD EM/F1); an answer the scorer cannot read
+  scores 0, as it does in the headline.
+- **Paired test** of A vs B: on the seeds both have and, where both cells' per-example scores reproduce
+  their recorded headlines, on the examples both answered (matched by the rows' ``id``; by row order,
+  with a warning, when ids are absent): the per-example score difference, a two-sided paired
+  permutation test (each pair's difference keeps or flips its sign), exact when at most 16 pairs differ,
+  else 10,000 seeded random sign flips (p = (k + 1) / (N + 1)). Otherwise (no predictions, or a
+  headline such as F1, Pearson or CodeBLEU that is not a mean over examples): the per-seed headline
   difference, the same test over seeds (with 5 seeds the smallest p is 2/32 = 0.0625).
 - **Multiple comparisons**: Holm's step-down correction over the family a table tests.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import logging
 import math
+import warnings
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,48 +46,105 @@ PREDICTIONS_FILE = "predictions.jsonl"
 _CELLS_PER_CHUNK = 2_000_000  # resampling matrices stay near 16 MB
 
 
-def is_correct(row: dict) -> bool:
-    """The answer equals its reference (any gold, for multi-answer rows); invalid answers are wrong."""
-    parsed = row.get("parsed")
-    if parsed is None or row.get("valid") is False:
-        return False
-    reference = row.get("reference")
-    if isinstance(reference, list):
-        return parsed in reference
-    return parsed == reference
+# Per convention, the headline metrics whose value is the mean over test examples of the same metric
+# on each example alone: their per-example scores can be paired and resampled. Not here: F1 (macro or
+# binary), MCC, Pearson, Spearman, CodeBLEU (corpus-level), and the paper script's ReCoRD (each query
+# weighted by its number of golds).
+EXAMPLE_MEANS = {
+    "peftbench": frozenset({"accuracy", "math_exact_match", "record_em", "record_f1"}),
+    "paper": frozenset({"accuracy", "exact_match"}),  # gsm8k / svamp accuracy; label exact match
+}
+# What score_answers reads of a dataset config (a record without them predates the schema).
+_SCORER_KEYS = ("name", "task_type", "label_names", "metrics", "pos_label", "references_field")
+
+RowScorer = Callable[[Mapping], float]
+
+
+def row_answer(row: Mapping) -> tuple[object, object]:
+    """(answer, reference) of a predictions.jsonl row, as ``bench.rescore`` reads them: the generated
+    text (score mode: the chosen label), and the reference (``references``: every gold)."""
+    answer = row.get("generated") if row.get("generated") is not None else row.get("parsed")
+    return (None if answer is None else str(answer)), row.get("references", row.get("reference"))
+
+
+def example_scorer(dataset: Mapping | None, metric: str | None, convention: str | None) -> RowScorer | None:
+    """The per-example score of ``metric`` for runs of dataset config ``dataset`` (the record's
+    ``config.dataset``) scored in ``convention``: the scorer's value of that metric on the row alone.
+    None when the metric is not a mean over examples (:data:`EXAMPLE_MEANS`) or the config lacks what the
+    scorer reads."""
+    convention = convention or "peftbench"  # records from before the conventions
+    if not dataset or metric not in EXAMPLE_MEANS.get(convention, ()):
+        return None
+    if any(key not in dataset for key in _SCORER_KEYS):
+        return None
+    return _scorer(json.dumps(dict(dataset), sort_keys=True, default=str), metric, convention)
+
+
+@functools.cache
+def _scorer(dataset_json: str, metric: str, convention: str) -> RowScorer:
+    from omegaconf import OmegaConf
+
+    from bench.data.prompts import apply_prompt_style
+    from bench.evaluation.scoring import score_answers
+
+    ds = OmegaConf.create(json.loads(dataset_json))
+    if ds.get("prompt_style") == "paper":  # as bench.rescore: the label words the run answered in
+        apply_prompt_style(ds)
+    ds.metrics = [metric] if convention == "peftbench" else []  # the one value read; parsing unchanged
+
+    @functools.lru_cache(maxsize=100_000)  # label words repeat: each (answer, reference) scored once
+    def score(answer, reference_json: str) -> float:
+        with warnings.catch_warnings():  # the other convention's F1 of one row is ill-defined, unread
+            warnings.simplefilter("ignore")
+            scores = score_answers(ds, [answer], [json.loads(reference_json)])
+        return float((scores.metrics_paper if convention == "paper" else scores.metrics)[metric])
+
+    def score_row(row: Mapping) -> float:
+        answer, reference = row_answer(row)
+        return score(answer, json.dumps(reference))
+
+    return score_row
 
 
 @dataclass(frozen=True)
 class Answers:
-    """One run's per-example correctness; ``ids`` None when its rows carry no ``id``."""
+    """One run's per-example headline scores (0/1 for accuracy); ``ids`` None when its rows carry no
+    ``id``."""
 
     ids: list[str] | None
-    correct: np.ndarray
+    scores: np.ndarray
 
 
-def load_answers(run_dir: str | Path) -> Answers | None:
+def load_answers(run_dir: str | Path, scorer: RowScorer | None) -> Answers | None:
+    """The run's per-example scores by ``scorer`` (:func:`example_scorer`); None without predictions,
+    without a scorer, or when the scorer refuses a row (logged)."""
     path = Path(run_dir) / PREDICTIONS_FILE
-    if not path.exists():
+    if scorer is None or not path.exists():
         return None
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     ids = [str(r["id"]) for r in rows] if rows and all("id" in r for r in rows) else None
-    return Answers(ids, np.array([is_correct(r) for r in rows], dtype=float))
+    try:
+        scores = np.array([scorer(r) for r in rows], dtype=float)
+    except (ValueError, TypeError, KeyError) as err:  # e.g. a reference without a number (a data bug)
+        log.warning("%s: not scored per example (%s): its cells are tested over seeds", path, err)
+        return None
+    return Answers(ids, scores)
 
 
 def align(a: Answers, b: Answers, what: str = "") -> tuple[np.ndarray, np.ndarray]:
-    """The correctness of the examples both runs answered, in the same order."""
+    """The per-example scores of the examples both runs answered, in the same order."""
     if a.ids is not None and b.ids is not None:
         index_b = {i: k for k, i in enumerate(b.ids)}
         common = [(k, index_b[i]) for k, i in enumerate(a.ids) if i in index_b]
         if not common:
             return np.empty(0), np.empty(0)
         ka, kb = map(list, zip(*common, strict=True))
-        return a.correct[ka], b.correct[kb]
+        return a.scores[ka], b.scores[kb]
     log.warning("%s: predictions.jsonl rows carry no 'id': paired by row order", what or "paired test")
-    n = min(len(a.correct), len(b.correct))
-    if len(a.correct) != len(b.correct):
-        log.warning("%s: %d vs %d rows; the first %d paired", what, len(a.correct), len(b.correct), n)
-    return a.correct[:n], b.correct[:n]
+    n = min(len(a.scores), len(b.scores))
+    if len(a.scores) != len(b.scores):
+        log.warning("%s: %d vs %d rows; the first %d paired", what, len(a.scores), len(b.scores), n)
+    return a.scores[:n], b.scores[:n]
 
 
 def paired_permutation_p(diffs, n_permutations: int = N_PERMUTATIONS, seed: int = RNG_SEED) -> float:

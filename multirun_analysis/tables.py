@@ -170,19 +170,29 @@ def not_scored(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def load_all_answers(runs: pd.DataFrame) -> dict:
-    from multirun_analysis.stats import load_answers
+    """Per run folder, its per-example headline scores (:class:`~multirun_analysis.stats.Answers`),
+    computed from ``predictions.jsonl`` by the benchmark's scorer; None where the headline is not a mean
+    over examples or the run has no predictions."""
+    from multirun_analysis.stats import example_scorer, load_answers
 
-    return {p: load_answers(p) for p in runs["path"]}
+    found = {}
+    for r in runs.to_dict("records"):
+        dataset = (r.get("config") or {}).get("dataset") if isinstance(r.get("config"), dict) else None
+        convention = r.get("convention") if isinstance(r.get("convention"), str) else None
+        found[r["path"]] = load_answers(
+            r["path"], example_scorer(dataset, r.get("headline_metric"), convention)
+        )
+    return found
 
 
 def _example_level(group: pd.DataFrame, answers: dict) -> list | None:
-    """Per-seed correctness arrays when every seed's predictions reproduce its headline, else None."""
+    """Per-seed score arrays when every seed's per-example scores reproduce its headline, else None."""
     arrays = []
     for r in group.itertuples():
         a = answers.get(r.path)
-        if a is None or len(a.correct) == 0 or abs(a.correct.mean() - r.headline_value) > 1e-6:
+        if a is None or len(a.scores) == 0 or abs(a.scores.mean() - r.headline_value) > 1e-6:
             return None
-        arrays.append(a.correct)
+        arrays.append(a.scores)
     return arrays
 
 
@@ -233,7 +243,7 @@ def cell_stats(runs: pd.DataFrame, answers: dict | None = None) -> pd.DataFrame:
 class Paired:
     """A vs B on the seeds (and examples) both have: mean paired difference x100, its CI, the p-value."""
 
-    unit: str  # "examples" (per-example correctness) or "seeds" (headline per seed)
+    unit: str  # "examples" (per-example headline scores) or "seeds" (headline per seed)
     n_seeds: int
     n_pairs: int
     diff: float
@@ -243,7 +253,9 @@ class Paired:
 
 
 def paired(a: pd.DataFrame, b: pd.DataFrame, answers: dict, what: str = "") -> Paired | None:
-    """Compare two cells' successful runs (rows of :func:`successful`), matched by seed."""
+    """Compare two cells' successful runs (rows of :func:`successful`), matched by seed: over examples
+    when both cells' per-example scores reproduce their headlines (as :func:`cell_stats` decides its CI),
+    else over seeds."""
     from multirun_analysis.stats import align, bootstrap_ci, paired_bootstrap_ci, paired_permutation_p
 
     seeds = sorted(set(a["seed"]) & set(b["seed"]))
@@ -251,26 +263,25 @@ def paired(a: pd.DataFrame, b: pd.DataFrame, answers: dict, what: str = "") -> P
         return None
     ra = a.set_index("seed").loc[seeds]
     rb = b.set_index("seed").loc[seeds]
-    per_seed = []
-    for s in seeds:
-        aa, bb = answers.get(ra.loc[s, "path"]), answers.get(rb.loc[s, "path"])
-        if aa is None or bb is None:
-            per_seed = None
-            break
-        xa, xb = align(aa, bb, f"{what} seed {s}")
-        per_seed.append(xa - xb)
-    if per_seed is not None and all(len(d) for d in per_seed):
-        diffs = np.concatenate(per_seed)
-        lo, hi = paired_bootstrap_ci(per_seed)
-        return Paired(
-            "examples",
-            len(seeds),
-            len(diffs),
-            diffs.mean() * 100,
-            lo * 100,
-            hi * 100,
-            paired_permutation_p(diffs),
-        )
+    ea = _example_level(ra.reset_index(), answers)
+    eb = _example_level(rb.reset_index(), answers)
+    if ea is not None and eb is not None:
+        per_seed = []
+        for s in seeds:
+            xa, xb = align(answers[ra.loc[s, "path"]], answers[rb.loc[s, "path"]], f"{what} seed {s}")
+            per_seed.append(xa - xb)
+        if all(len(d) for d in per_seed):
+            diffs = np.concatenate(per_seed)
+            lo, hi = paired_bootstrap_ci(per_seed)
+            return Paired(
+                "examples",
+                len(seeds),
+                len(diffs),
+                diffs.mean() * 100,
+                lo * 100,
+                hi * 100,
+                paired_permutation_p(diffs),
+            )
     d = (ra["headline_value"].astype(float) - rb["headline_value"].astype(float)).to_numpy()
     lo, hi = bootstrap_ci(d)
     return Paired("seeds", len(seeds), len(d), d.mean() * 100, lo * 100, hi * 100, paired_permutation_p(d))
@@ -282,7 +293,7 @@ def _cell(ok: pd.DataFrame, model: str, label: str, dataset: str) -> pd.DataFram
 
 @dataclass(frozen=True)
 class Marks:
-    """Per column: the best row (bold only if ``significant``), the second row, the test behind it."""
+    """Per (model, dataset): the best row (bold only if ``significant``), the second row, the test."""
 
     best: object
     second: object
@@ -291,34 +302,39 @@ class Marks:
     p_holm: float
 
 
-def best_marks(runs: pd.DataFrame, cells: pd.DataFrame, answers: dict | None = None) -> dict[str, Marks]:
-    """Per dataset: best and runner-up by mean; best is bold only when it beats the runner-up in the
-    paired test at :data:`~multirun_analysis.stats.LEVEL` after Holm over the table's datasets. A tie
-    marks neither best nor second; a tie for second marks no second."""
+def best_marks(
+    runs: pd.DataFrame, cells: pd.DataFrame, answers: dict | None = None
+) -> dict[tuple[str, str], Marks]:
+    """Per (model, dataset): best and runner-up by mean among that model's variants (methods are ranked
+    within a model, never across models); the best is bold only when the paired test of best vs
+    runner-up favours the best (difference > 0) at :data:`~multirun_analysis.stats.LEVEL` after Holm over
+    every (model, dataset) pair tested. A tie marks neither best nor second; a tie for second marks no
+    second."""
     from multirun_analysis.stats import LEVEL, holm
 
     answers = load_all_answers(runs) if answers is None else answers
     ok = successful(runs)
     found = {}
-    for dataset in cells.index.get_level_values("dataset").unique():
-        means = cells.xs(dataset, level="dataset")["mean"].dropna().astype(float).sort_values(ascending=False)
-        vals = means.to_numpy()
-        best = means.index[0] if len(vals) >= 1 and (len(vals) == 1 or vals[0] > vals[1]) else None
-        second = (
-            means.index[1]
-            if best is not None and len(vals) >= 2 and (len(vals) == 2 or vals[1] > vals[2])
-            else None
-        )
+    means_all = cells["mean"].dropna().astype(float)
+    for (model, dataset), means in means_all.groupby(level=["model", "dataset"], sort=True):
+        means = means.droplevel(["dataset"]).sort_values(ascending=False, kind="stable")
+        best, second = ranks(means)
         test = None
-        if best is not None and len(vals) >= 2:
+        if best is not None and len(means) >= 2:
             (m1, l1), (m2, l2) = means.index[0], means.index[1]
             test = paired(_cell(ok, m1, l1, dataset), _cell(ok, m2, l2, dataset), answers, dataset)
-        found[dataset] = (best, second, test)
-    tested = [d for d, (_, _, t) in found.items() if t is not None]
-    adjusted = dict(zip(tested, holm([found[d][2].p for d in tested]), strict=True))
+        found[(model, dataset)] = (best, second, test)
+    tested = [k for k, (_, _, t) in found.items() if t is not None]
+    adjusted = dict(zip(tested, holm([found[k][2].p for k in tested]), strict=True))
     return {
-        d: Marks(best, second, adjusted.get(d, np.nan) < LEVEL, test, adjusted.get(d, np.nan))
-        for d, (best, second, test) in found.items()
+        key: Marks(
+            best,
+            second,
+            bool(adjusted.get(key, np.nan) < LEVEL and test is not None and test.diff > 0),
+            test,
+            adjusted.get(key, np.nan),
+        )
+        for key, (best, second, test) in found.items()
     }
 
 

@@ -1,12 +1,22 @@
 """A mixed results tree written by hand (no training): two LoRA ranks x 2 seeds, a score-mode run, a
-failed run and a duplicate folder, with predictions.jsonl rows carrying example ids."""
+failed run and a duplicate folder, with predictions.jsonl rows carrying example ids.
+
+Records are what the runner writes: every one passes ``bench.record.conform`` (the documented
+result.json schema), and its ``config.dataset`` is the composed ``glue/sst2`` config (what the scorer
+reads to score predictions per example), with accuracy as its headline.
+"""
 
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import shutil
 from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from bench.record import conform
 
 LABELS = ["negative", "positive"]
 REFERENCES = ["positive", "negative"] * 4  # 8 test examples
@@ -22,12 +32,33 @@ CORRECT = {
 }
 
 
+@functools.cache
+def _composed(name: str) -> str:
+    from bench.rescore import dataset_config
+
+    return json.dumps(OmegaConf.to_container(dataset_config(name).dataset, resolve=True))
+
+
+def composed_dataset(name: str) -> dict:
+    """``dataset=name`` composed from conf/ (what a record's ``config.dataset`` holds)."""
+    return json.loads(_composed(name))
+
+
+def dataset_block(**changes) -> dict:
+    """The composed glue/sst2 dataset config, capped at 8 test rows, accuracy as the headline;
+    ``changes`` override keys."""
+    block = composed_dataset("glue/sst2")
+    block.update({"max_eval_samples": 8, "headline_metric": "accuracy", **changes})
+    assert block["label_names"] == LABELS
+    return block
+
+
 def config(rank: int, mode: str, seed: int) -> dict:
     return {
         "seed": seed,
         "model": {"name": "tiny-random", "architecture": {"layers": 2}},
         "method": {"name": "lora", "family": "reparametrized", "options": {"r": rank, "lora_alpha": 16}},
-        "dataset": {"name": "glue/sst2", "hub_id": "glue", "max_eval_samples": 8, "label_names": LABELS},
+        "dataset": dataset_block(),
         "eval": {"mode": mode, "batch_size": 32},
         "trainer": {"learning_rate": 1e-4},
         "paths": {"results_dir": "elsewhere"},  # not identity: never labels a variant
@@ -51,7 +82,8 @@ def record(rank: int, mode: str, seed: int, status: str = "success") -> dict:
         "trainable_params": 1000 * rank,
         "total_params": 1_000_000,
         "flops_delta": 0,
-        "peak_memory_bytes": 1e9 * seed,  # 1 GB, 2 GB: the mean (1.5) differs from a median of 3 runs
+        "peak_memory_bytes": 1_000_000_000
+        * seed,  # 1 GB, 2 GB: the mean (1.5) differs from a median of 3 runs
         "n_test": 8,
         "eval_mode": mode,
         "headline_metric": "accuracy",
@@ -76,7 +108,7 @@ def predictions(correct: list[int], with_ids: bool = True) -> list[dict]:
 
 def write_run(folder: Path, rec: dict, rows: list[dict] | None) -> Path:
     folder.mkdir(parents=True)
-    (folder / "result.json").write_text(json.dumps(rec))
+    (folder / "result.json").write_text(json.dumps(conform(rec)))  # the runner's schema, or fail
     if rows is not None:
         (folder / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return folder

@@ -307,9 +307,9 @@ def marks_of(runs: pd.DataFrame, convention: str | None, missing: int = 0) -> Ce
     )
 
 
-def pooled(marks: Iterable[CellMarks]) -> CellMarks:
-    """The marks of several cells (a row's ``Avg.``): fewest seeds of any, capped if any is, the invalid
-    rate over all their runs, every run not scored."""
+def pooled(marks: Iterable[CellMarks], seeds: Callable[[Iterable[int]], int] = min) -> CellMarks:
+    """The marks of several cells (a row's ``Avg.``): fewest seeds of any (``seeds=sum``: every scored
+    run), capped if any is, the invalid rate over all their runs, every run not scored."""
     marks = list(marks)
     if not marks:
         return CellMarks()
@@ -317,7 +317,7 @@ def pooled(marks: Iterable[CellMarks]) -> CellMarks:
     total = sum(m.invalid_rate * m.n_rated for m in marks if m.n_rated)
     statuses = [s for m in marks if m.not_scored for s in m.not_scored_status.split(", ")]
     return CellMarks(
-        n_seeds=min(m.n_seeds for m in marks),
+        n_seeds=seeds(m.n_seeds for m in marks),
         capped=any(m.capped for m in marks),
         invalid_rate=total / rated if rated else math.nan,
         n_rated=rated,

@@ -6,12 +6,18 @@ records, matched by run key (never by folder name):
 
 - ``search``: per (search, model, method, dataset) the default setting's test score and the tuned one's
   (mean ±std over the final seeds, x100, ddof=1), their difference, the chosen values and learning rate,
-  the trials' validation objectives (the chosen one marked), an edge flag (the best trial sits at the
-  smallest or largest value of its range: the space should be wider) and the cell's budget (trials run
-  and succeeded, device-hours and wall-hours of stage 1);
-- ``search_budget``: per (search, model, method) the trials and hours summed over its datasets. Every
-  method gets the same number of trials per cell (the fairness claim); a method with another count, or
-  searched on fewer datasets than its siblings, is flagged.
+  the trials' validation objectives (the chosen one marked), the validation rows the trials predicted
+  (``cap`` where ``eval.max_validation_samples`` cut the held-out split), an edge flag (the best trial
+  sits at the smallest or largest value of its range: the space should be wider) and the cell's budget
+  (trials run and succeeded, device-hours and wall-hours of stage 1);
+- ``search_budget``: per (search, model, method) the trials and hours summed over its datasets, and its
+  final runs. Every method gets the same number of trials per cell (the fairness claim); a method with
+  another count, or searched on fewer datasets than its siblings, is flagged.
+
+The final runs' scores carry the marks of the other tables (:class:`multirun_analysis.paper_tables.
+CellMarks`): ``cap`` (``dataset.max_eval_samples`` cut the test split), ``inv`` (their mean invalid-answer
+rate) and ``+k failed`` / ``diverged`` / ``not scored`` / ``missing`` (a run key of search.json without
+a record): a final run that counts in no mean is named, never dropped.
 
 Search trials are runs with ``test_evaluated`` false (validation only): the other tables leave them out
 (:func:`multirun_analysis.records.load_runs` counts them in ``runs.attrs["search_trials"]``) and these
@@ -32,22 +38,31 @@ import pandas as pd
 
 from bench.search import SEARCH_FILE  # the record bench.search writes (no torch, no Hydra)
 from multirun_analysis import render
+from multirun_analysis.paper_tables import CellMarks, marks_of, pooled
 from multirun_analysis.render import DASH, ESCAPE, MARKS
 
 EDGE_NOTE = "best trial at the edge of the range: widen the space"
 CELL_KEYS = ("search", "model", "method", "dataset")
 
+MARKS_LEGEND = (
+    "After a final score: cap: dataset.max_eval_samples cut the test split; inv: the mean invalid-answer "
+    "rate of the scored runs (shown above 0); +k failed, diverged, running, not scored or missing (no "
+    "record of a run key in search.json): final runs that count in no mean."
+)
 SEARCH_CAPTION = (
     "Default vs tuned: test headline x100, mean ±std over the final seeds (n seeds), tuned − default; "
     "chosen: the setting whose trial scored best on the validation split (the objective), with its "
     "learning rate; trials: each trial's validation objective (x100 for a headline, the loss as is), the "
-    f"chosen one in bold; edge: {EDGE_NOTE}; budget: stage-1 trials run/asked (succeeded), device-hours "
-    "and wall-hours of the trials."
+    "chosen one in bold; val. rows: the validation rows the trials predicted (cap: "
+    "eval.max_validation_samples cut the held-out split; –: none, as for the loss objective); edge: "
+    f"{EDGE_NOTE}; budget: stage-1 trials run/asked (succeeded), device-hours and wall-hours of the "
+    f"trials. {MARKS_LEGEND}"
 )
 BUDGET_CAPTION = (
     "Budget per method: stage-1 trials summed over its datasets (succeeded), device-hours and wall-hours. "
     "Every method gets the same trials per dataset; flagged: a method with another count or searched on "
-    "fewer datasets than its siblings."
+    "fewer datasets than its siblings. final runs: n = its scored final runs (default and tuned, each "
+    f"run once). {MARKS_LEGEND}"
 )
 
 
@@ -66,8 +81,8 @@ def find_searches(roots: Iterable[str | Path]) -> list[Path]:
 
 def read_cells(paths: Iterable[Path]) -> list[dict[str, Any]]:
     """One dict per searched cell: the cell with its search's fields (``search``, ``objective``,
-    ``budget``, ``final_seeds``, ``updated_at``) and ``path``. A cell found in several files (a copied
-    folder) counts once: the most recently updated."""
+    ``budget``, ``max_validation_samples``, ``final_seeds``, ``updated_at``) and ``path``. A cell found in
+    several files (a copied folder) counts once: the most recently updated."""
     cells: dict[tuple, dict[str, Any]] = {}
     for path in paths:
         try:
@@ -78,13 +93,32 @@ def read_cells(paths: Iterable[Path]) -> list[dict[str, Any]]:
         if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
             print(f"multirun_analysis: skipped {path}: not a search record (no 'cells')", file=sys.stderr)
             continue
-        top = {k: data.get(k) for k in ("search", "objective", "budget", "final_seeds", "updated_at")}
+        fields = ("search", "objective", "budget", "max_validation_samples", "final_seeds", "updated_at")
+        top = {k: data.get(k) for k in fields}
         for cell in data["cells"]:
             row = {**cell, **top, "path": str(path)}
             key = tuple(str(row.get(k)) for k in CELL_KEYS)
             if key not in cells or str(row["updated_at"] or "") > str(cells[key]["updated_at"] or ""):
                 cells[key] = row
     return [cells[k] for k in sorted(cells)]
+
+
+def read_records(roots: Iterable[str | Path], keys: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """run key -> result.json under ``roots`` for the run keys ``keys`` (the trials, which the runs table
+    leaves out, and the final runs): matched by run key, never by folder name. A successful record wins
+    over another of the same key."""
+    keys, found = set(keys), {}
+    for root in roots:
+        root = Path(root)
+        for path in sorted(root.rglob("result.json")) if root.exists() else []:
+            try:
+                record = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue  # load_runs names the damaged file
+            key = record.get("run_key") if isinstance(record, dict) else None
+            if key in keys and (key not in found or found[key].get("status") != "success"):
+                found[key] = record
+    return found
 
 
 # --- the tables -----------------------------------------------------------------------------------------
@@ -136,13 +170,73 @@ def _default_learning_rate(cell: dict[str, Any]) -> float | None:
     return None
 
 
-def search_table(runs: pd.DataFrame, cells: list[dict[str, Any]]) -> pd.DataFrame:
-    """One row per searched (search, model, method, dataset): numbers, not display strings."""
+def _final_marks(runs: pd.DataFrame, keys: Iterable[str], records: dict[str, dict] | None) -> CellMarks:
+    """The marks of the final runs ``keys`` (in each run's convention); a key with no record under the
+    results folders (``records``; without them: none among ``runs``) is ``missing``."""
+    keys = set(keys or ())
+    mine = runs[runs["run_key"].isin(keys)]
+    known = set(records) if records is not None else set(mine["run_key"])
+    return marks_of(mine, None, missing=len(keys - known - set(mine["run_key"])))
+
+
+def _validation_rows(cell: dict[str, Any], records: dict[str, dict]) -> tuple[float, float, bool]:
+    """(most validation rows a trial predicted, the cap, whether the cap cut the held-out split) from the
+    trials' records (``validation``: n, n_available, cap); the cap falls back to the search's."""
+    blocks = [(records.get(t.get("run_key")) or {}).get("validation") or {} for t in cell.get("trials") or []]
+    rows = [b["n"] for b in blocks if isinstance(b.get("n"), int)]
+    caps = [b["cap"] for b in blocks if isinstance(b.get("cap"), int)]
+    cap = max(caps) if caps else cell.get("max_validation_samples")
+    capped = any(
+        isinstance(b.get("n"), int)
+        and (
+            b["n"] < b["n_available"]
+            if isinstance(b.get("n_available"), int)
+            else b["n"] >= (cap or math.inf)
+        )
+        for b in blocks
+    )
+    return (max(rows) if rows else np.nan), (cap if isinstance(cap, int) else np.nan), capped
+
+
+def _mark_fields(prefix: str, m: CellMarks) -> dict[str, Any]:
+    return {
+        f"{prefix}_capped": m.capped,
+        f"{prefix}_invalid_rate": m.invalid_rate,
+        f"{prefix}_n_rated": m.n_rated,
+        f"{prefix}_not_scored": m.not_scored,
+        f"{prefix}_not_scored_status": m.not_scored_status,
+    }
+
+
+def _marks_from(row, prefix: str, n: int) -> CellMarks:
+    status = row[f"{prefix}_not_scored_status"]
+    return CellMarks(
+        n_seeds=int(n),
+        capped=bool(row[f"{prefix}_capped"]),
+        invalid_rate=float(row[f"{prefix}_invalid_rate"]),
+        n_rated=int(row[f"{prefix}_n_rated"]),
+        not_scored=int(row[f"{prefix}_not_scored"]),
+        not_scored_status=status if isinstance(status, str) else "",
+    )
+
+
+def search_table(
+    runs: pd.DataFrame, cells: list[dict[str, Any]], records: dict[str, dict] | None = None
+) -> pd.DataFrame:
+    """One row per searched (search, model, method, dataset): numbers, not display strings. ``records``
+    (:func:`read_records` of the cells' trials and final runs) gives the trials' validation rows and tells
+    a missing final run (no record) from one left out of ``runs``."""
+    records = {} if records is None else records
     rows = []
     for cell in cells:
         final = cell.get("final") or {}
         d_mean, d_std, d_n = _scores(runs, final.get("default"))
         t_mean, t_std, t_n = _scores(runs, final.get("tuned"))
+        found = records if records else None
+        d_marks = _final_marks(runs, final.get("default"), found)
+        t_marks = _final_marks(runs, final.get("tuned"), found)
+        both = _final_marks(runs, {*(final.get("default") or ()), *(final.get("tuned") or ())}, found)
+        val_n, val_cap, val_capped = _validation_rows(cell, records)
         spent = cell.get("budget_spent") or {}
         trials = cell.get("trials") or []
         n_trials = spent.get("trials", len(trials))
@@ -171,11 +265,19 @@ def search_table(runs: pd.DataFrame, cells: list[dict[str, Any]]) -> pd.DataFram
                 "device_hours": spent.get("device_hours"),
                 "wall_hours": wall / 3600 if isinstance(wall, int | float) else None,
                 "device": spent.get("device"),
+                **_mark_fields("default", d_marks),
+                **_mark_fields("tuned", t_marks),
+                "final_n": both.n_seeds,
+                **_mark_fields("final", both),
+                "validation_n": val_n,
+                "validation_cap": val_cap,
+                "validation_capped": val_capped,
             }
         )
     return pd.DataFrame(rows, columns=[*CELL_KEYS, *_NUMERIC_COLUMNS])
 
 
+_MARKS = ("capped", "invalid_rate", "n_rated", "not_scored", "not_scored_status")
 _NUMERIC_COLUMNS = [
     "objective",
     "default_mean",
@@ -197,11 +299,19 @@ _NUMERIC_COLUMNS = [
     "device_hours",
     "wall_hours",
     "device",
+    *(f"{p}_{m}" for p in ("default", "tuned") for m in _MARKS),
+    "final_n",
+    *(f"final_{m}" for m in _MARKS),
+    "validation_n",
+    "validation_cap",
+    "validation_capped",
 ]
 
 
 def budget_table(table: pd.DataFrame) -> pd.DataFrame:
-    """Per (search, model, method): datasets, trials (asked: budget x datasets), succeeded, hours, flag."""
+    """Per (search, model, method): datasets, trials (asked: budget x datasets), succeeded, hours, flag,
+    and its final runs (each run once; a run shared by two datasets' cells cannot be: a run has one
+    dataset) with their marks."""
     rows = []
     for (search, model), siblings in table.groupby(["search", "model"], sort=True):
         all_datasets = set(siblings["dataset"])
@@ -214,6 +324,7 @@ def budget_table(table: pd.DataFrame) -> pd.DataFrame:
             ]
             if len(set(group["dataset"])) < len(all_datasets):
                 flags.append(f"searched {len(set(group['dataset']))} of {len(all_datasets)} datasets")
+            final = pooled((_marks_from(r, "final", r["final_n"]) for _, r in group.iterrows()), seeds=sum)
             rows.append(
                 {
                     "search": search,
@@ -226,10 +337,13 @@ def budget_table(table: pd.DataFrame) -> pd.DataFrame:
                     "device_hours": pd.to_numeric(group["device_hours"], errors="coerce").sum(min_count=1),
                     "wall_hours": pd.to_numeric(group["wall_hours"], errors="coerce").sum(min_count=1),
                     "unequal": "; ".join(flags),
+                    "final_n": final.n_seeds,
+                    **_mark_fields("final", final),
                 }
             )
     cols = ["search", "model", "method", "datasets", "trials", "trials_asked", "trials_succeeded"]
-    return pd.DataFrame(rows, columns=[*cols, "device_hours", "wall_hours", "unequal"])
+    marks = ["final_n", *(f"final_{m}" for m in _MARKS)]
+    return pd.DataFrame(rows, columns=[*cols, "device_hours", "wall_hours", "unequal", *marks])
 
 
 # --- display --------------------------------------------------------------------------------------------
@@ -239,10 +353,18 @@ def _num(value) -> bool:
     return value is not None and not (isinstance(value, float) and math.isnan(value))
 
 
-def _score_text(mean, std, n) -> str:
-    if not n:
-        return DASH
-    return f"{mean:.1f}" + (f" ±{std:.1f}" if _num(std) else "") + f" n={n}"
+def _score_text(mean, std, n, marks: CellMarks | None = None) -> str:
+    text = DASH if not n else f"{mean:.1f}" + (f" ±{std:.1f}" if _num(std) else "") + f" n={n}"
+    extra = marks.text() if marks is not None else ""
+    return f"{text} {extra}" if extra else text
+
+
+def _validation_text(row) -> str:
+    """``n=200 cap`` (rows the trials predicted), ``cap 200`` (rows unknown), else a dash."""
+    n, cap = row["validation_n"], row["validation_cap"]
+    if _num(n):
+        return f"n={int(n)}" + (" cap" if row["validation_capped"] else "")
+    return f"cap {int(cap)}" if _num(cap) else DASH
 
 
 def _hours(value) -> str:
@@ -285,6 +407,9 @@ def _chosen_text(cell: dict[str, Any], row: pd.Series) -> str:
     return text + (" = default" if row["tuned_is_default"] else "")
 
 
+_SCORE = {k: [f"{k}_mean", f"{k}_std", f"{k}_n"] for k in ("default", "tuned")}
+
+
 def search_frame(table: pd.DataFrame, cells: list[dict[str, Any]], fmt: str = "markdown") -> pd.DataFrame:
     esc = ESCAPE[fmt]
     rows = []
@@ -296,11 +421,14 @@ def search_frame(table: pd.DataFrame, cells: list[dict[str, Any]], fmt: str = "m
                 "method": esc(row["method"]),
                 "dataset": esc(row["dataset"]),
                 "search": esc(f"{row['search']} ({row['objective']})"),
-                "default": esc(_score_text(row["default_mean"], row["default_std"], row["default_n"])),
-                "tuned": esc(_score_text(row["tuned_mean"], row["tuned_std"], row["tuned_n"])),
+                "default": esc(
+                    _score_text(*row[_SCORE["default"]], _marks_from(row, "default", row["default_n"]))
+                ),
+                "tuned": esc(_score_text(*row[_SCORE["tuned"]], _marks_from(row, "tuned", row["tuned_n"]))),
                 esc("tuned − default"): esc(f"{diff:+.1f}" if _num(diff) else DASH),
                 "chosen": esc(_chosen_text(cell, row)),
                 esc("trials (validation)"): _trials_text(cell, fmt),
+                "val. rows": esc(_validation_text(row)),
                 "edge": esc(f"edge: {row['at_edge']}" if row["at_edge"] else ""),
                 "budget": esc(f"{row['trials']}/{row['budget']} ({row['trials_succeeded']} ok)"),
                 "device-h": esc(_hours(row["device_hours"])),
@@ -308,6 +436,11 @@ def search_frame(table: pd.DataFrame, cells: list[dict[str, Any]], fmt: str = "m
             }
         )
     return pd.DataFrame(rows)
+
+
+def _runs_text(marks: CellMarks) -> str:
+    """``n=9 cap inv 10.0% +1 failed``: the scored runs and their marks."""
+    return " ".join(filter(None, (f"n={marks.n_seeds}", marks.text())))
 
 
 def budget_frame(table: pd.DataFrame, fmt: str = "markdown") -> pd.DataFrame:
@@ -324,6 +457,7 @@ def budget_frame(table: pd.DataFrame, fmt: str = "markdown") -> pd.DataFrame:
                 "device-h": esc(_hours(r.device_hours)),
                 "wall-h": esc(_hours(r.wall_hours)),
                 "unequal": esc(r.unequal),
+                "final runs": esc(_runs_text(_marks_from(r._asdict(), "final", r.final_n))),
             }
         )
     return pd.DataFrame(rows)
@@ -344,6 +478,7 @@ def write_search_tables(
     hold search.json files; return (name, Markdown, HTML fragment) per table. Without any search.json
     but with search trials among the runs, one ``search`` entry says so (they are never dropped
     silently)."""
+    roots = list(roots)
     cells = read_cells(find_searches(roots))
     note = trials_note(runs)
     if not cells:
@@ -351,7 +486,9 @@ def write_search_tables(
             return []
         text = f"{note}; no {SEARCH_FILE} found under the results folders"
         return [("search", text, f"<p>{render.ESCAPE['html'](text)}</p>")]
-    table = search_table(runs, cells)
+    keys = {t.get("run_key") for c in cells for t in c.get("trials") or []}
+    keys |= {k for c in cells for ks in (c.get("final") or {}).values() for k in ks or ()}
+    table = search_table(runs, cells, read_records(roots, keys))
     budget = budget_table(table)
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "search.csv", index=False)

@@ -62,6 +62,8 @@ CELLS = {
 }
 N_TRIALS = 5 + 5 + 5 + 4
 N_FINAL = 4 * 6 - 3  # lora on CB: its tuned runs are its default runs
+VAL_CAP = 200  # search.max_validation_samples
+HELD_OUT = {"glue/sst2": 872, "superglue/cb": 56}  # validation rows held out: SST-2 cut by the cap, CB not
 
 
 def _key(method: str, dataset: str, seed: int, scale: float, trial: bool) -> str:
@@ -102,7 +104,14 @@ def _record(method, family, dataset, seed, scale, value, trial, old=False) -> di
         "n_test": 0 if trial else 100,
     }
     if trial:
-        rec["validation"] = {"split": "validation", "headline_metric": "accuracy", "headline_value": value}
+        rec["validation"] = {
+            "split": "validation",
+            "n": min(HELD_OUT[dataset], VAL_CAP),
+            "n_available": HELD_OUT[dataset],
+            "cap": VAL_CAP,
+            "headline_metric": "accuracy",
+            "headline_value": value,
+        }
     if trial and value is None:
         return rec  # a trial that failed before writing test_evaluated: its config says eval.test false
     if not old:
@@ -110,13 +119,18 @@ def _record(method, family, dataset, seed, scale, value, trial, old=False) -> di
     return rec
 
 
-def build(root: Path) -> Path:
-    """The tree under root/results (folder names mean nothing) with searches/lr/search.json."""
+def build(root: Path, change=None) -> Path:
+    """The tree under root/results (folder names mean nothing) with searches/lr/search.json. ``change``
+    (record -> record, or None: not written) edits the final runs' records."""
     results = root / "results"
     cells, n = [], 0
 
     def write(rec):
         nonlocal n
+        if change is not None and rec.get("test_evaluated") is not False and "validation" not in rec:
+            rec = change(rec)
+            if rec is None:
+                return
         folder = results / f"run{n:03d}"
         folder.mkdir(parents=True)
         (folder / "result.json").write_text(json.dumps(rec))
@@ -173,7 +187,7 @@ def build(root: Path) -> Path:
         "objective": "headline",
         "objective_split": "validation",
         "budget": 5,
-        "max_validation_samples": 200,
+        "max_validation_samples": VAL_CAP,
         "trial_seed": 42,
         "final_seeds": SEEDS,
         "git_commit": "abc",
@@ -241,7 +255,9 @@ def test_markdown_cells(tree):
         "learning_rate_scale=3.162 (lr 0.000316, default 0.0001)",
     ]
     assert cells[8] == "0.1: 70.0, 0.3162: 75.0, 1: 80.0, **3.162: 85.0**, 10: 60.0"
-    assert cells[9:] == ["", "5/5 (5 ok)", "0.5", "0.5"]
+    assert cells[9:] == ["n=200 cap", "", "5/5 (5 ok)", "0.5", "0.5"]  # 200 of SST-2's 872 held-out rows
+    cb = next(line for line in md.splitlines() if "| lora " in line and "superglue/cb" in line)
+    assert [c.strip() for c in cb.strip("|").split("|")][9] == "n=56"  # 56 held-out rows: not cut
     assert "learning_rate_scale=1 (lr 0.0001, default 0.0001) = default" in md
     assert "**1: 70.0**, 3.162: 65.0, 10: failed" in md
     assert "**0.3162: 82.0**" in md and "0.1: failed" in md
@@ -307,16 +323,82 @@ def test_a_copied_search_json_counts_once(tmp_path):
     assert len(cells) == 4
 
 
+def _marked(rec: dict) -> dict | None:
+    """Final runs: ia3's tuned seed 456 failed; lora's default runs on SST-2 capped at their 100 test rows
+    with 10% invalid answers; prompt_tuning's default seed 123 never written (missing)."""
+    method, dataset, seed = rec["method"], rec["dataset"], rec["seed"]
+    scale = rec["config"]["trainer"]["learning_rate_scale"]
+    if (method, seed, scale) == ("ia3", 456, 0.3162):
+        return {
+            **rec,
+            "status": "failed",
+            "error": "RuntimeError: boom",
+            "headline_value": None,
+            "metrics": {},
+        }
+    if (method, dataset, scale) == ("lora", "glue/sst2", 1.0):
+        rec["config"]["dataset"]["max_eval_samples"] = 100
+        rec["metrics"]["invalid_rate"] = 0.1
+    if (method, seed, scale) == ("prompt_tuning", 123, 1.0):
+        return None
+    return rec
+
+
+def test_final_runs_show_cap_invalid_rate_failed_and_missing(tmp_path):
+    from multirun_analysis.search_tables import write_search_tables
+
+    results = build(tmp_path, change=_marked)
+    shown = {n: (md, h) for n, md, h in write_search_tables(load_runs([results]), [results], tmp_path / "t")}
+    md, html = shown["search"]
+    rows = {(r[1], r[2]): r for r in _all_rows(md)}  # (method, dataset)
+    assert rows[("ia3", "glue/sst2")][4:6] == ["80.0 ±2.0 n=3", "82.0 ±2.8 n=2 +1 failed"]  # 0.80, 0.84
+    assert rows[("lora", "glue/sst2")][4:6] == ["82.0 ±2.0 n=3 cap inv 10.0%", "88.0 ±2.0 n=3"]
+    assert rows[("prompt_tuning", "glue/sst2")][4:6] == ["52.0 ±2.8 n=2 +1 missing", "70.0 ±10.0 n=3"]
+    assert rows[("lora", "superglue/cb")][4:6] == ["75.0 ±5.0 n=3", "75.0 ±5.0 n=3"]
+    assert "<td>82.0 ±2.8 n=2 +1 failed</td>" in html
+    table = pd.read_csv(tmp_path / "t" / "search.csv").set_index(["method", "dataset"])
+    ia3 = table.loc[("ia3", "glue/sst2")]
+    assert ia3[["tuned_n", "tuned_not_scored", "tuned_not_scored_status"]].tolist() == [2, 1, "failed"]
+    lora = table.loc[("lora", "glue/sst2")]
+    assert lora["default_capped"] and lora["default_invalid_rate"] == pytest.approx(10.0)
+    # the budget: each method's final runs once (lora on CB: tuned = default), with their marks
+    budget = md_cells(shown["search_budget"][0])
+    assert budget["ia3"][-1] == "n=5 +1 failed"  # 3 default + 2 tuned
+    assert budget["lora"][-1] == "n=9 cap inv 10.0%"  # SST-2 3 + 3, CB 3; invalid 0.1 on 3 of them
+    assert budget["prompt_tuning"][-1] == "n=5 +1 missing"
+    for name, (text, fragment) in shown.items():  # the legend under both tables
+        assert "cap: dataset.max_eval_samples cut the test split" in text, name
+        assert "inv: the mean invalid-answer rate" in text and "+k failed, diverged" in text, name
+        assert "+k failed, diverged" in fragment, name
+    assert "val. rows: the validation rows the trials predicted (cap" in shown["search"][0]
+
+
+def _all_rows(md: str) -> list[list[str]]:
+    """The cells of a Markdown table's rows (header and rule left out)."""
+    lines = [line for line in md.splitlines() if line.startswith("|")][2:]
+    return [[c.strip() for c in line.strip("|").split("|")] for line in lines]
+
+
+def md_cells(md: str) -> dict[str, list[str]]:
+    """Rows of a Markdown table by their second cell (the method; one row per method)."""
+    return {cells[1]: cells for cells in _all_rows(md)}
+
+
 @pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex absent (Debian texlive-latex-base)")
 def test_search_tex_compiles(tree, tmp_path):
+    from multirun_analysis.search_tables import write_search_tables
+
     _, out, _ = tree
     names = sorted(p.name for p in out.glob("search*.tex"))
     assert names == ["search.tex", "search_budget.tex"]
-    for name in names:  # the preamble of test_outputs.py::test_every_tex_compiles
-        doc = tmp_path / f"doc_{name}"
+    marked = build(tmp_path / "m", change=_marked)  # markers: cap, inv 10.0%, +1 failed, +1 missing
+    write_search_tables(load_runs([marked]), [marked], tmp_path / "m" / "t")
+    assert "cap inv 10.0\\%" in (tmp_path / "m" / "t" / "search.tex").read_text()
+    for i, path in enumerate([*(out / n for n in names), *(tmp_path / "m" / "t" / n for n in names)]):
+        doc = tmp_path / f"doc{i}.tex"  # the preamble of test_outputs.py::test_every_tex_compiles
         doc.write_text(
             "\\documentclass{article}\n\\usepackage[T1]{fontenc}\n\\usepackage{booktabs}\n"
-            f"\\begin{{document}}\n\\input{{{out / name}}}\n\\end{{document}}\n"
+            f"\\begin{{document}}\n\\input{{{path}}}\n\\end{{document}}\n"
         )
         done = subprocess.run(
             ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", doc.name],
@@ -325,7 +407,7 @@ def test_search_tex_compiles(tree, tmp_path):
             text=True,
             timeout=120,
         )
-        assert done.returncode == 0, f"{name}:\n{done.stdout[-2000:]}"
+        assert done.returncode == 0, f"{path}:\n{done.stdout[-2000:]}"
     tex = (out / "search.tex").read_text()
     assert "\\textbf{3.162: 85.0}" in tex and "$\\pm$" in tex
 

@@ -47,23 +47,58 @@ def find_results(roots: Iterable[str | Path]) -> list[Path]:
     return list(files.values())
 
 
-def drop_duplicates(runs: pd.DataFrame) -> tuple[pd.DataFrame, int]:
-    """One row per ``run_key`` (a copied folder, a re-run elsewhere): a successful record wins, then the
-    first path. Returns the runs and how many rows were dropped."""
+def drop_duplicates(runs: pd.DataFrame, group_by: Iterable[str] = ()) -> tuple[pd.DataFrame, int]:
+    """One row per ``run_key`` and ``group_by`` values (a copied folder, a re-run elsewhere: the run key
+    holds no commit or device, so ``--group-by git_commit`` keeps one run per commit): a successful record
+    wins, then the first path. Dropped duplicates whose headline differs from the kept one's are named in
+    one line on stderr. Returns the runs and how many rows were dropped."""
+    from multirun_analysis.variants import lookup
+
     if runs.empty:
         return runs, 0
-    order = runs.assign(_bad=runs["status"] != "success").sort_values(["_bad", "path"], kind="stable")
-    keyed = order["run_key"].notna()
-    kept = pd.concat([order[keyed].drop_duplicates("run_key"), order[~keyed]]).drop(columns="_bad")
+    group_by = list(group_by)
+    records = runs.to_dict("records")
+    keys = [
+        json.dumps([r["run_key"], *[str(lookup(r, k)) for k in group_by]]) if pd.notna(r["run_key"]) else None
+        for r in records
+    ]
+    order = runs.assign(dedup_key=keys, _bad=runs["status"] != "success").sort_values(
+        ["_bad", "path"], kind="stable"
+    )
+    keyed = order["dedup_key"].notna()
+    first = order[keyed].drop_duplicates("dedup_key")
+    kept = pd.concat([first, order[~keyed]]).drop(columns=["_bad", "dedup_key"])
+    _warn_differing(order[keyed], first)
     return kept.sort_index(), len(runs) - len(kept)
+
+
+def _warn_differing(keyed: pd.DataFrame, first: pd.DataFrame) -> None:
+    """One stderr line when a dropped duplicate's headline differs from the record kept for its key."""
+    kept_value = dict(zip(first["dedup_key"], first["headline_value"], strict=True))
+    dropped = keyed.drop(first.index)
+    differ = [r for r in dropped.itertuples() if not _same(r.headline_value, kept_value[r.dedup_key])]
+    if differ:
+        r = differ[0]
+        print(
+            f"multirun_analysis: {len(differ)} dropped duplicate record(s) of a run key differ in headline "
+            f"from the one kept (e.g. {r.run_key}: {r.headline_value} at {r.path} dropped, "
+            f"{kept_value[r.dedup_key]} kept); split them with --group-by (git_commit, hardware.device)",
+            file=sys.stderr,
+        )
+
+
+def _same(a, b) -> bool:
+    if pd.isna(a) or pd.isna(b):
+        return pd.isna(a) and pd.isna(b)
+    return abs(float(a) - float(b)) <= 1e-12
 
 
 def load_runs(
     roots: Iterable[str | Path], filters: Iterable[str] = (), group_by: Iterable[str] = ()
 ) -> pd.DataFrame:
-    """One row per run (duplicates of a run key counted once), with the columns in ``RUN_COLUMNS`` plus
-    ``path``, ``metrics`` (a dict), ``metrics_paper`` (a dict), ``config`` (the resolved config),
-    ``invalid_rate``, ``cap`` (``dataset.max_eval_samples``), and the variant columns of
+    """One row per run (duplicates of a run key and ``group_by`` values counted once), with the columns
+    in ``RUN_COLUMNS`` plus ``path``, ``metrics`` (a dict), ``metrics_paper`` (a dict), ``config`` (the
+    resolved config), ``invalid_rate``, ``cap`` (``dataset.max_eval_samples``), and the variant columns of
     :func:`multirun_analysis.variants.assign_variants`. ``filters`` are ``KEY=VALUE`` selections and
     ``group_by`` keys split variants (see :mod:`multirun_analysis.variants`).
     ``runs.attrs["duplicates"]`` counts the duplicate records dropped, ``runs.attrs["search_trials"]``
@@ -72,8 +107,9 @@ def load_runs(
     from multirun_analysis.variants import apply_filters, assign_variants, check_group_by
 
     roots = list(roots)
+    group_by = list(group_by)
     runs = _read_records(roots)
-    runs, duplicates = drop_duplicates(runs)
+    runs, duplicates = drop_duplicates(runs, group_by)
     runs = apply_filters(runs, filters)
     # Search trials (validation only, no test score) are neither variants nor unscored runs: counted
     # here, shown by multirun_analysis.search_tables from the search.json beside them.

@@ -91,3 +91,25 @@ def test_a_setting_at_its_neutral_value_is_labelled_with_it():
         "lora [trainer.learning_rate_scale=1.0]",
         "lora [trainer.learning_rate_scale=3.162]",
     ]
+
+
+def test_group_by_git_commit_keeps_each_commits_runs(tmp_path, capsys):
+    # the same run (same run key: the key holds no commit) at two commits, right on all 8 rows at aaa and
+    # on none at bbb: --group-by git_commit keeps all 4 runs as two variants; without it the bbb records
+    # are duplicates (dropped, with one warning line: their headlines differ)
+    for commit, value in (("aaa", 1.0), ("bbb", 0.0)):
+        for seed in (1, 2):
+            rec = mixed_tree.record(8, "generate", seed)
+            rec.update(git_commit=commit, headline_value=value, metrics={"accuracy": value})
+            mixed_tree.write_run(
+                tmp_path / commit / f"s{seed}", rec, mixed_tree.predictions([int(value)] * 8)
+            )
+    runs = load_runs([tmp_path], group_by=["git_commit"])
+    assert runs.attrs["duplicates"] == 0
+    by_label = runs.groupby("label")["headline_value"].agg(list).to_dict()
+    assert by_label == {"lora [git_commit=aaa]": [1.0, 1.0], "lora [git_commit=bbb]": [0.0, 0.0]}
+    assert capsys.readouterr().err == ""
+    merged = load_runs([tmp_path])
+    assert merged.attrs["duplicates"] == 2 and merged["headline_value"].tolist() == [1.0, 1.0]
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "2 dropped duplicate record(s) of a run key differ in headline" in err[0]

@@ -201,23 +201,36 @@ def _resampled_means(values: np.ndarray, n: int, rng: np.random.Generator) -> np
     return np.concatenate(parts)
 
 
-def bootstrap_ci(
+def bootstrap_means(
     seed_values, seed_examples: list[np.ndarray] | None = None, n: int = N_BOOTSTRAP, seed: int = RNG_SEED
-) -> tuple[float, float]:
-    """95% percentile CI of the mean over seeds. ``seed_examples`` (one per-example score array per
-    seed, whose means are the seed values) adds the second level: examples resampled within each seed.
-    One seed without examples: no interval (NaN, NaN)."""
+) -> np.ndarray:
+    """``n`` bootstrap replicates of the mean over seeds: seeds drawn with replacement and, with
+    ``seed_examples`` (one per-example score array per seed, whose means are the seed values), each draw
+    replaced by the mean of its own resample of that seed's examples (a seed drawn twice in a replicate
+    gets two independent resamples)."""
     values = np.asarray(seed_values, dtype=float)
     k = len(values)
-    if k == 0 or (k == 1 and seed_examples is None):
-        return math.nan, math.nan
     rng = np.random.default_rng(seed)
     draws = rng.integers(0, k, size=(n, k))
     if seed_examples is None:
-        return _percentiles(values[draws].mean(axis=1))
-    # per seed, n resampled example means; replicate b uses the b-th resample of each drawn seed
-    resampled = np.stack([_resampled_means(ex, n, rng) for ex in seed_examples])
-    return _percentiles(resampled[draws, np.arange(n)[:, None]].mean(axis=1))
+        return values[draws].mean(axis=1)
+    means = np.empty((n, k))
+    for s, examples in enumerate(seed_examples):  # one resample per (replicate, draw) of seed s
+        where = draws == s
+        means[where] = _resampled_means(np.asarray(examples, dtype=float), int(where.sum()), rng)
+    return means.mean(axis=1)
+
+
+def bootstrap_ci(
+    seed_values, seed_examples: list[np.ndarray] | None = None, n: int = N_BOOTSTRAP, seed: int = RNG_SEED
+) -> tuple[float, float]:
+    """95% percentile CI of the mean over seeds (:func:`bootstrap_means`); ``seed_examples`` adds the
+    second level: examples resampled within each drawn seed. One seed without examples: no interval
+    (NaN, NaN)."""
+    k = len(seed_values)
+    if k == 0 or (k == 1 and seed_examples is None):
+        return math.nan, math.nan
+    return _percentiles(bootstrap_means(seed_values, seed_examples, n, seed))
 
 
 def paired_bootstrap_ci(

@@ -305,3 +305,15 @@ def test_best_is_ranked_within_each_model_and_bold_when_significant(tmp_path):
     assert "| m2      | lora     | 8K       | **50.0 ±0.0 [" in perf
     assert "<u>" not in perf.split("\n\n")[0]  # ties for second: no second in either model
     assert "Holm over 2 (model, dataset) pair(s)" in perf
+
+
+def test_two_level_bootstrap_resamples_each_draw_independently():
+    # 2 seeds, each 20 examples half right (mean 0.5, example-mean variance 0.25 / 20 = 0.0125). Each draw
+    # of a replicate: a seed, then its own resample, so Var(replicate) = (Var over seeds of the means (0)
+    # + 0.0125) / 2 = 0.00625. Reusing one resample for a seed drawn twice gives 0.75 * 0.0125 = 0.009375.
+    examples = [np.array([0.0, 1.0] * 10), np.array([1.0, 0.0] * 10)]
+    means = stats.bootstrap_means([0.5, 0.5], examples, n=20_000)
+    assert means.mean() == pytest.approx(0.5, abs=0.002)
+    assert means.var() == pytest.approx(0.00625, rel=0.05)
+    # one seed: the example bootstrap of that seed (variance 0.0125)
+    assert stats.bootstrap_means([0.5], examples[:1], n=20_000).var() == pytest.approx(0.0125, rel=0.05)

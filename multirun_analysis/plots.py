@@ -4,7 +4,9 @@
   :data:`STRIP_MAX` seeds is a strip plot (every seed a point, the mean a bar): a box plot of 2 seeds
   invents quartiles. Larger cells get a box plot.
 - :func:`performance_vs_params` / :func:`performance_vs_memory`: mean headline over datasets against
-  trainable parameters (log x) or peak training memory, with each model's Pareto front.
+  trainable parameters (log x) or peak training memory, with each model's Pareto front. As in the PSCP
+  table, a variant missing a dataset that another variant of its model has is not drawn (its mean would
+  be over other datasets); the title says how many were left out.
 
 The y axis never leaves the metric's range (accuracy and F1 never go below 0; Pearson and MCC may go to
 -1); legends sit outside the axes so they cover no point; labels are wrapped and the layout is
@@ -22,7 +24,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from multirun_analysis.tables import BASE_METHOD, _ordered_columns, dataset_group, successful
+from multirun_analysis.tables import (
+    BASE_METHOD,
+    _ordered_columns,
+    dataset_group,
+    mean_over_datasets,
+    successful,
+)
 
 DPI = 200  # of the PNGs (the report shows them at their printed size)
 STRIP_MAX = 5  # seeds per cell up to which every seed is drawn as a point
@@ -199,13 +207,14 @@ def seed_spread(
 def cost_points(runs: pd.DataFrame, cost: str) -> pd.DataFrame:
     """Per trained (model, variant): ``performance`` (x100, the mean over datasets of the mean over seeds,
     as in the PSCP table), ``cost`` (median trainable parameters, or mean peak memory in GB), and the
-    headline metrics involved. Variants without a positive cost are left out."""
+    headline metrics involved. Variants without a positive cost are left out, and so are those missing a
+    dataset another variant of their model has (counted in ``attrs["incomplete"]``)."""
     ok = successful(runs)
     ok = ok[ok["method"] != BASE_METHOD]
     if ok.empty:
         return pd.DataFrame(columns=["model", "label", "performance", "cost", "metrics"])
     per_dataset = ok.groupby(["model", "label", "dataset"])["headline_value"].mean()
-    perf = per_dataset.groupby(["model", "label"]).mean() * 100
+    perf = mean_over_datasets(per_dataset) * 100
     values = pd.to_numeric(ok[cost], errors="coerce")
     if cost == "peak_memory_bytes":
         spent = values.groupby([ok["model"], ok["label"]]).mean() / 1e9
@@ -213,7 +222,11 @@ def cost_points(runs: pd.DataFrame, cost: str) -> pd.DataFrame:
         spent = values.groupby([ok["model"], ok["label"]]).median()
     metrics = ok.groupby(["model", "label"])["headline_metric"].agg(lambda m: sorted(set(m.dropna())))
     table = pd.DataFrame({"performance": perf, "cost": spent, "metrics": metrics}).reset_index()
-    return table[table["cost"] > 0].reset_index(drop=True)
+    table = table[table["cost"] > 0]
+    complete = table["performance"].notna()
+    table = table[complete].reset_index(drop=True)
+    table.attrs["incomplete"] = int((~complete).sum())
+    return table
 
 
 def pareto_figure(points: pd.DataFrame, base: float | None, xlabel: str, title: str, log_x: bool):
@@ -294,6 +307,8 @@ def _cost_plot(runs, out, cost, name, xlabel, title, log_x) -> list[Path]:
     points = cost_points(runs, cost)
     if points.empty:
         return []
+    if points.attrs["incomplete"]:
+        title += f" ({points.attrs['incomplete']} variant(s) missing a dataset not shown)"
     plt = _pyplot()
     fig = pareto_figure(points, _base_performance(runs), xlabel, title, log_x)
     paths = _save(fig, out, name)

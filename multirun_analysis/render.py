@@ -192,30 +192,34 @@ def pscp_frame(table: pd.DataFrame, fmt="markdown") -> pd.DataFrame:
 
     esc, (bold, under) = ESCAPE[fmt], MARKS[fmt]
     out = table.reset_index()
-    best, second = ranks(table["pscp"])
+    marked = {}  # ranked within each model, as the performance table
+    for _model, mine in table["pscp"].groupby(level="model", sort=False):
+        best, second = ranks(mine)
+        marked.update({best: bold, second: under})
+    marked.pop(None, None)
     shown = pd.DataFrame({"model": [esc(m) for m in out["model"]], "method": [esc(m) for m in out["method"]]})
     shown["performance"] = [_fmt(v, 1) for v in out["performance"]]
     shown["params"] = [human_count(v) for v in out["trainable_params"]]
     for col in ("f_params", "f_flops", "f_memory"):
         shown[esc(col)] = [_fmt(v, 3) for v in out[col]]
-    for col in ("n_test", "invalid_rate", "not_scored"):
+    for col in ("n_datasets", "n_test", "cap", "invalid_rate", "not_scored"):
         if col in out:
             shown[esc(col)] = [_fmt(v, 0 if col != "invalid_rate" else 1) for v in out[col]]
     shown_marks = []
     for idx, value in table["pscp"].items():
         text = _fmt(value, 1)
-        shown_marks.append(
-            bold.format(text) if idx == best else under.format(text) if idx == second else text
-        )
+        shown_marks.append(marked[idx].format(text) if idx in marked else text)
     shown["PSCP"] = shown_marks
     return shown
 
 
 PSCP_CAPTION = (
     "PSCP: performance (x100, mean over datasets of the mean over seeds) penalised by cost; memory is the "
-    "mean over runs. n_test: fewest test examples of any dataset, invalid_rate: mean invalid-answer rate "
-    "(%), not_scored: runs that count in no mean. Best in bold, second underlined (no test: PSCP is not "
-    "per example); ties marked neither."
+    "mean over runs. A row missing a dataset that another row of its model has gets no performance or "
+    "PSCP (–) and no rank. n_datasets: datasets scored, n_test: fewest test examples of any dataset, "
+    "cap: the tightest test cap (dataset.max_eval_samples; – none), invalid_rate: mean invalid-answer "
+    "rate (%), not_scored: runs that count in no mean. Best in bold, second underlined, within each "
+    "model (no test: PSCP is not per example); ties marked neither."
 )
 
 

@@ -92,15 +92,30 @@ def stability_table(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return _rows(_grid(runs, grouped.std(ddof=1) * 100)), _rows(_grid(runs, grouped.count()))
 
 
+def mean_over_datasets(per_dataset: pd.Series) -> pd.Series:
+    """Per (model, variant), the mean of ``per_dataset`` (indexed by model, label, dataset) over the
+    datasets of its model's rows: NaN (so never ranked) for a row that misses a dataset another row of
+    its model has, as PEFT-Bench's Table 3 (:mod:`multirun_analysis.paper_tables`) leaves such rows out."""
+    if per_dataset.empty:
+        return pd.Series(dtype=float, index=pd.MultiIndex.from_tuples([], names=ROWS))
+    out = {}
+    for _model, mine in per_dataset.groupby(level="model", sort=False):
+        grid = mine.unstack("dataset")
+        out.update(grid.mean(axis=1, skipna=False).to_dict())
+    return pd.Series(out, dtype=float).rename_axis(ROWS)
+
+
 def pscp_table(runs: pd.DataFrame, constants: PSCPConfig | None = None) -> pd.DataFrame:
-    """Per (model, variant): mean performance over datasets (each dataset's mean over seeds), the three
-    penalty factors, and PSCP. The base model has no row (nothing trained). Memory is the mean over runs,
-    as PEFT-Factory's ``cal_mem.py`` averages it; parameters and FLOPs (fixed by the method) the median.
+    """Per (model, variant): mean performance over datasets (each dataset's mean over seeds; NaN, no
+    PSCP and no rank for a row missing a dataset its model's other rows have), the three penalty
+    factors, PSCP, the fewest test rows and the tightest test cap (``dataset.max_eval_samples``) of its
+    runs. The base model has no row (nothing trained). Memory is the mean over runs, as PEFT-Factory's
+    ``cal_mem.py`` averages it; parameters and FLOPs (fixed by the method) the median.
     """
     ok = successful(runs)
     ok = ok[ok["method"] != BASE_METHOD]
     per_dataset = ok.groupby([*ROWS, "dataset"])["headline_value"].mean()
-    performance = per_dataset.groupby(ROWS).mean()
+    performance = mean_over_datasets(per_dataset)
     costs = ok.groupby(ROWS)[["trainable_params", "flops_delta"]].median()
     costs["peak_memory_bytes"] = ok.groupby(ROWS)["peak_memory_bytes"].mean()
     bad = not_scored(runs)
@@ -110,18 +125,24 @@ def pscp_table(runs: pd.DataFrame, constants: PSCPConfig | None = None) -> pd.Da
         c = costs.loc[key]
         mine = ok[(ok["model"] == key[0]) & (ok["label"] == key[1])]
         factors = pscp_factors(c["trainable_params"], c["flops_delta"], c["peak_memory_bytes"], **opts)
+        value = (
+            pscp(perf, c["trainable_params"], c["flops_delta"], c["peak_memory_bytes"], **opts)
+            if np.isfinite(perf)
+            else np.nan
+        )
         rows.append(
             {
                 "model": key[0],
                 "method": key[1],
                 "performance": perf * 100,
+                "n_datasets": mine["dataset"].nunique(),
                 "trainable_params": c["trainable_params"],
                 "f_params": factors.params,
                 "f_flops": factors.flops,
                 "f_memory": factors.memory,
-                "pscp": pscp(perf, c["trainable_params"], c["flops_delta"], c["peak_memory_bytes"], **opts)
-                * 100,
+                "pscp": value * 100,
                 "n_test": pd.to_numeric(mine["n_test"], errors="coerce").min(),
+                "cap": pd.to_numeric(mine["cap"], errors="coerce").min(),
                 "invalid_rate": pd.to_numeric(mine["invalid_rate"], errors="coerce").mean() * 100,
                 "not_scored": int(((bad["model"] == key[0]) & (bad["label"] == key[1])).sum()),
             }

@@ -190,6 +190,14 @@ def test_pareto_front_is_drawn_and_costs_come_from_the_runs():
     assert plots.pareto_front(list(zip(memory["cost"], memory["performance"], strict=True))) == [0, 2, 1]
 
 
+def test_a_variant_missing_a_dataset_is_not_drawn():
+    # a has d1 (0.5) and d2 (0.7): 60.0; b has d1 only (0.9): its 90.0 would be over other datasets
+    runs = runs_frame({("a", "d1"): [0.5], ("a", "d2"): [0.7], ("b", "d1"): [0.9]})
+    points = plots.cost_points(runs, "trainable_params")
+    assert points[["label", "performance"]].values.tolist() == [["a", pytest.approx(60.0)]]
+    assert points.attrs["incomplete"] == 1
+
+
 def test_files_per_group_and_no_memory_plot_without_memory(tmp_path):
     runs = runs_frame({("a", "glue/sst2"): [0.5, 0.6], ("a", "math/gsm8k"): [0.2], ("b", "glue/sst2"): [0.7]})
     by_group = plots.group_plots(runs, tmp_path)

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from bench.config.schema import PSCPConfig
-from multirun_analysis import tables
+from multirun_analysis import render, tables
 from multirun_analysis.__main__ import main
 from multirun_analysis.records import load_runs, tidy_metrics
 from multirun_analysis.summary import summary_table
@@ -123,6 +123,44 @@ def test_pscp_table_by_hand(results):
     assert ia3["pscp"] == pytest.approx(80.0 / 1.0001 / 1.05)  # 76.18
     beta2 = tables.pscp_table(load_runs([results]), PSCPConfig(beta_memory=2.0))
     assert beta2.loc[("m", "ia3"), "pscp"] == pytest.approx(80.0 / 1.0001 / 1.05**2)
+
+
+def test_pscp_leaves_a_row_missing_a_dataset_unranked(results):
+    # without lora's superglue/cb runs, lora's mean over sst2 alone (92.0, PSCP 92 / 1.002 / 1.1^2 =
+    # 75.9) is not comparable with ia3's over both datasets (80.0, PSCP 76.2): no performance, no PSCP,
+    # no rank (averaged over what it has, it was underlined second)
+    import shutil
+
+    for i in (5, 6):
+        shutil.rmtree(results / f"run{i:02d}")
+    runs = load_runs([results])
+    table = tables.pscp_table(runs)
+    lora, ia3 = table.loc[("m", "lora")], table.loc[("m", "ia3")]
+    assert math.isnan(lora["performance"]) and math.isnan(lora["pscp"]) and lora["n_datasets"] == 1
+    assert ia3["pscp"] == pytest.approx(80.0 / 1.0001 / 1.05) and ia3["n_datasets"] == 2
+    shown = render.pscp_frame(table).set_index("method")
+    assert shown.loc["lora", "PSCP"] == "–" and shown.loc["ia3", "PSCP"] == "**76.2**"
+    assert math.isnan(ia3["cap"])  # no dataset.max_eval_samples in these records: shown as –
+
+
+def test_pscp_best_and_second_within_each_model():
+    index = pd.MultiIndex.from_tuples([("m1", "a"), ("m1", "b"), ("m2", "c"), ("m2", "d")])
+    table = pd.DataFrame(
+        {"performance": 1.0, "trainable_params": 1, "f_params": 1.0, "f_flops": 1.0, "f_memory": 1.0}
+        | {"pscp": [50.0, 40.0, 30.0, 20.0]},
+        index=index.set_names(["model", "method"]),
+    )
+    # across models m2's c (30) would be third, unmarked; within m2 it is best
+    assert render.pscp_frame(table)["PSCP"].tolist() == ["**50.0**", "<u>40.0</u>", "**30.0**", "<u>20.0</u>"]
+
+
+def test_pscp_table_shows_the_test_cap(tmp_path):
+    import mixed_tree  # tests/unit/analysis is on sys.path (pytest prepend mode)
+
+    runs = load_runs([mixed_tree.build(tmp_path)])
+    table = tables.pscp_table(runs)
+    assert table["cap"].tolist() == [8, 8, 8]  # dataset.max_eval_samples of every run
+    assert render.pscp_frame(table)["cap"].tolist() == ["8", "8", "8"]
 
 
 def test_failures_listed_not_dropped(results):

@@ -39,9 +39,9 @@ def _result(run_dir) -> dict:
     return json.loads((run_dir / "result.json").read_text())
 
 
-def _expected_choice(scored: dict[float, float]) -> float:
-    """The highest validation score; on a tie the scale closest to 1 (log distance), then the first."""
-    best = max(scored.values())
+def _expected_choice(scored: dict[float, float], better=max) -> float:
+    """The best validation score; on a tie the scale closest to 1 (log distance), then the first."""
+    best = better(scored.values())
     return min((s for s, v in scored.items() if v == best), key=lambda s: round(abs(math.log(s)), 9))
 
 
@@ -75,6 +75,8 @@ def test_search_selects_on_validation_runs_final_seeds_and_relaunches_nothing(
             assert result["status"] == "success" and result["seed"] == 42 and result["method"] == method
             assert result["test_evaluated"] is False and result["headline_value"] is None  # test never seen
             assert result["validation"]["n"] <= 16 and result["validation"]["cap"] == 16
+            rows = (result["validation"]["n"], result["validation"]["n_available"])
+            assert (trial["validation_n"], trial["validation_n_available"]) == rows == (16, 20)  # 40 x 0.5
             assert result["learning_rate"] == pytest.approx(BASE_LR * trial["settings"][LR])
             assert trial["objective"] == result["validation"]["headline_value"]
             scored[trial["settings"][LR]] = result["validation"]["headline_value"]
@@ -96,6 +98,9 @@ def test_search_selects_on_validation_runs_final_seeds_and_relaunches_nothing(
             assert default == run_key(plain)  # an existing plain run is reused, not redone
             assert _result(tmp_path / default)["learning_rate"] == pytest.approx(BASE_LR)
             assert (tuned == default) == (chosen == 1)
+    assert "validation rows 16 of 20, cap 16" in out
+    # the validation scores differ by scale: some cell's choice is not its default (else nothing was tuned)
+    assert any(cell["chosen"] != cell["default"] for cell in cells.values())
     # Every cell's 2 final seeds at its chosen scale, plus the 2 default runs where that is not 1.
     finals = sum(2 if c["chosen"] == {LR: 1} else 4 for c in cells.values())
     stamps = {p: p.stat().st_mtime_ns for p in tmp_path.glob("*/result.json")}
@@ -110,3 +115,29 @@ def test_search_selects_on_validation_runs_final_seeds_and_relaunches_nothing(
     assert "ran nothing: every run had finished" in text and "--multirun" not in text
     assert {p: p.stat().st_mtime_ns for p in tmp_path.glob("*/result.json")} == stamps
     assert json.loads((tmp_path / "searches" / "lr" / "search.json").read_text())["cells"] == record["cells"]
+
+
+@pytest.mark.slow
+def test_loss_search_chooses_the_lowest_validation_loss(tmp_path, cache_dir, shared_mirror):
+    """search=lr_loss: the trials train, predict nothing, and the lowest best_val_loss wins."""
+    where = (f"paths.results_dir={tmp_path}", f"paths.cache_dir={cache_dir}", f"data.mirror={shared_mirror}")
+    space = ("search=lr_loss", "search.budget=2", f"search.space={{{LR}:[0.1,10]}}", "search.final_seeds=[1]",
+             "search.include_default=false")  # fmt: skip
+    done = _search(*space, "method=lora", *RUN, *where)
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out[-3000:]
+    (cell,) = json.loads((tmp_path / "searches" / "lr_loss" / "search.json").read_text())["cells"]
+    losses = {}
+    for trial in cell["trials"]:
+        result = _result(tmp_path / trial["run_key"])
+        assert result["status"] == "success" and result["validation"] is None and not result["test_evaluated"]
+        assert not (tmp_path / trial["run_key"] / "predictions.jsonl").exists()
+        assert trial["objective"] == result["best_val_loss"] and trial["validation_n"] is None
+        losses[trial["settings"][LR]] = result["best_val_loss"]
+    assert len(set(losses.values())) == 2  # not a tie: the choice is the loss's
+    chosen = _expected_choice(losses, better=min)
+    assert cell["chosen"] == {LR: chosen} and cell["chosen_objective"] == losses[chosen]
+    (tuned,) = cell["final"]["tuned"]
+    assert cell["final"]["default"] == []  # search.include_default=false
+    result = _result(tmp_path / tuned)
+    assert result["test_evaluated"] and result["learning_rate"] == pytest.approx(BASE_LR * chosen)

@@ -8,10 +8,12 @@ metrics.csv (one row per run, metric and convention), failures.csv, performance_
 performance_vs_memory.{png,pdf}, seed_spread[_GROUP].{png,pdf}, report.html (provenance, a section per
 dataset group, sortable tables, the plots); and prints the Markdown tables.
 
-Rows are variants: a method with the settings in which it differs from its siblings (``lora [r=8]``).
+Rows are variants: a method with its value of every setting in which its variants differ
+(``lora [eval.mode=generate, r=8]`` beside ``lora [eval.mode=score, r=16]``; one variant: ``lora``).
 --filter KEY=VALUE keeps the runs whose record field (method, dataset, seed, status, git_commit) or
 dotted config key (method.options.r, eval.mode) equals VALUE (VALUE may list options: r=8,16).
---group-by KEY splits rows by a key the run identity does not hold (git_commit, hardware.device).
+--group-by KEY splits rows by a key the run identity does not hold (git_commit; precision and
+hardware.device are identity already), each (run key, KEY value) counted once.
 --compare A B: A vs B (variant labels, or method names) per dataset, paired, with CI and p-values.
 """
 

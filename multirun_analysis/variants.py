@@ -1,11 +1,12 @@
 """Variants: a run's identity minus its seed, so that tables never merge unlike runs.
 
-The identity is the resolved ``config`` in ``result.json`` without the sections that
-:mod:`bench.config.run_key` keeps out of the run key (paths, mirrors, hardware, ...) and without
-``seed``. Runs of one (model, method) that differ in any other setting are distinct variants; a variant
-is labelled by the keys in which it differs from its siblings (``lora [r=8]``,
-``lora [eval.mode=score]``). Keys under ``dataset.`` that are fixed by the dataset (its hub id, labels)
-never label a variant; the same key differing on one dataset (a cap, a prompt style) does.
+The identity is the resolved ``config`` in ``result.json`` without what :mod:`bench.config.run_key`
+keeps out of the run key (paths, mirrors, threads, ...; precision and ``hardware.device`` stay in) and
+without ``seed``. Runs of one (model, method) that differ in any other setting are distinct variants;
+every variant of a (model, method) is labelled with its own value of each key in which they differ
+(``lora [eval.mode=generate, r=8]``, ``lora [eval.mode=score, r=16]``): unambiguous, if long. Keys
+under ``dataset.`` that are fixed by the dataset (its hub id, labels) never label a variant; the same key
+differing on one dataset (a cap, a prompt style) does.
 """
 
 from __future__ import annotations

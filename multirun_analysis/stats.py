@@ -125,8 +125,9 @@ def load_answers(run_dir: str | Path, scorer: RowScorer | None) -> Answers | Non
     ids = [str(r["id"]) for r in rows] if rows and all("id" in r for r in rows) else None
     try:
         scores = np.array([scorer(r) for r in rows], dtype=float)
-    except (ValueError, TypeError, KeyError) as err:  # e.g. a reference without a number (a data bug)
-        log.warning("%s: not scored per example (%s): its cells are tested over seeds", path, err)
+    except Exception as err:  # noqa: BLE001  a data bug (a reference without a number), a config the
+        # scorer cannot read: one run's cells are tested over seeds, the analysis goes on
+        log.warning("%s: not scored per example (%r): its cells are tested over seeds", path, err)
         return None
     return Answers(ids, scores)
 

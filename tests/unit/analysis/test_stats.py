@@ -317,3 +317,13 @@ def test_two_level_bootstrap_resamples_each_draw_independently():
     assert means.var() == pytest.approx(0.00625, rel=0.05)
     # one seed: the example bootstrap of that seed (variance 0.0125)
     assert stats.bootstrap_means([0.5], examples[:1], n=20_000).var() == pytest.approx(0.0125, rel=0.05)
+
+
+def test_a_row_the_scorer_cannot_read_leaves_that_run_to_the_seed_level(tmp_path, caplog):
+    # a classification config without label words: the scorer fails on the row; the run gets no
+    # per-example scores (one warning), the analysis goes on
+    broken = mixed_tree.dataset_block(label_names=[])
+    mixed_tree.write_run(tmp_path / "r", mixed_tree.record(8, "generate", 1), _label_rows([1]))
+    with caplog.at_level(logging.WARNING):
+        answers = stats.load_answers(tmp_path / "r", stats.example_scorer(broken, "accuracy", "peftbench"))
+    assert answers is None and "not scored per example" in caplog.text

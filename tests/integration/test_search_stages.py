@@ -116,6 +116,27 @@ def test_search_selects_on_validation_runs_final_seeds_and_relaunches_nothing(
     assert {p: p.stat().st_mtime_ns for p in tmp_path.glob("*/result.json")} == stamps
     assert json.loads((tmp_path / "searches" / "lr" / "search.json").read_text())["cells"] == record["cells"]
 
+    # The analysis: default vs tuned per method with the chosen value and the budget, trials kept apart.
+    import pandas as pd
+
+    from multirun_analysis.__main__ import main as analyse
+
+    analyse([str(tmp_path), "--out", str(tmp_path / "tables"), "--no-plots"])
+    table = pd.read_csv(tmp_path / "tables" / "search.csv").set_index("method")
+    budget = pd.read_csv(tmp_path / "tables" / "search_budget.csv").set_index("method")
+    for method, cell in cells.items():
+        row = table.loc[method]
+        default = [_result(tmp_path / k)["headline_value"] for k in cell["final"]["default"]]
+        tuned = [_result(tmp_path / k)["headline_value"] for k in cell["final"]["tuned"]]
+        assert row["default_mean"] == pytest.approx(100 * sum(default) / 2)
+        assert row["tuned_mean"] == pytest.approx(100 * sum(tuned) / 2)
+        assert json.loads(row["chosen"]) == cell["chosen"]
+        assert row["trials"] == row["trials_succeeded"] == 3
+        assert budget.loc[method, "trials"] == 3 and pd.isna(budget.loc[method, "unequal"])
+    assert (
+        "search trials (validation only, no test score): 6" in (tmp_path / "tables" / "search.md").read_text()
+    )
+
 
 @pytest.mark.slow
 def test_loss_search_chooses_the_lowest_validation_loss(tmp_path, cache_dir, shared_mirror):

@@ -48,8 +48,8 @@ def dataset_block(**changes) -> dict:
     """The composed glue/sst2 dataset config, capped at 8 test rows, accuracy as the headline;
     ``changes`` override keys."""
     block = composed_dataset("glue/sst2")
+    assert block["label_names"] == LABELS  # the label words of the predictions below
     block.update({"max_eval_samples": 8, "headline_metric": "accuracy", **changes})
-    assert block["label_names"] == LABELS
     return block
 
 

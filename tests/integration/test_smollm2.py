@@ -1,4 +1,4 @@
-"""The real thing: SmolLM2-135M-Instruct + LoRA on real SST-2 rows beats the base model (slow, ~4 min)."""
+"""The real thing: SmolLM2-135M-Instruct + LoRA on real SST-2 rows beats the base model (slow, ~3.5 min)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,11 @@ def test_lora_raises_macro_f1_over_base_on_sst2(compose, tmp_path, shared_mirror
         "dataset.max_eval_samples=200",
     )
     base = run_experiment(compose(*common, "method=none"), tmp_path / "base")
-    lora = run_experiment(compose(*common, "method=lora", "trainer.num_train_epochs=1"), tmp_path / "lora")
+    # validation (and a checkpoint) every 25% of the 29 steps instead of 5%: the same training, less overhead
+    lora = run_experiment(
+        compose(*common, "method=lora", "trainer.num_train_epochs=1", "trainer.eval_every=0.25"),
+        tmp_path / "lora",
+    )
     assert base["status"] == "success", base.get("traceback")
     assert lora["status"] == "success", lora.get("traceback")
     assert base["n_test"] == lora["n_test"] == 200 and lora["n_train"] + lora["n_val"] == 256

@@ -12,6 +12,7 @@ import copy
 import functools
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -128,3 +129,24 @@ def with_config(rec: dict, **changes) -> dict:
     rec = copy.deepcopy(rec)
     rec.update(changes)
     return rec
+
+
+def compile_tex(paths: list[Path], folder: Path, name: str = "doc", wide: bool = False) -> Path:
+    """Compile ``paths`` (``.tex`` tables, ``\\input`` in order) with pdflatex in ``folder``, as a paper
+    would (booktabs, T1 fonts; ``wide``: an A3 landscape page); assert it compiles; return the PDF."""
+    doc = folder / f"{name}.tex"
+    inputs = "".join(f"\\input{{{p}}}\n" for p in paths)
+    page = "\\usepackage[a3paper,landscape,margin=1cm]{geometry}\n" if wide else ""
+    doc.write_text(
+        "\\documentclass{article}\n\\usepackage[T1]{fontenc}\n\\usepackage{booktabs}\n"
+        f"{page}\\begin{{document}}\n{inputs}\\end{{document}}\n"
+    )
+    done = subprocess.run(
+        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", doc.name],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, f"{', '.join(map(str, paths))}:\n{done.stdout[-2000:]}"
+    return doc.with_suffix(".pdf")

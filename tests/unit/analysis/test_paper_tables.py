@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import subprocess
 from importlib import resources
 from pathlib import Path
 
@@ -254,21 +253,9 @@ def test_peft_factory_deltas(tmp_path):
 
 
 def _compile(paths: list[Path], tmp_path: Path) -> None:
-    doc = tmp_path / "doc.tex"
-    inputs = "".join(f"\\input{{{p}}}\n" for p in paths)
-    doc.write_text(
-        "\\documentclass{article}\n\\usepackage[T1]{fontenc}\n\\usepackage{booktabs}\n"
-        "\\usepackage[a3paper,landscape,margin=1cm]{geometry}\n"
-        f"\\begin{{document}}\n{inputs}\\end{{document}}\n"
-    )
-    done = subprocess.run(
-        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", doc.name],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stdout[-2000:]
+    import mixed_tree  # tests/unit/analysis is on sys.path (pytest prepend mode)
+
+    mixed_tree.compile_tex(paths, tmp_path, wide=True)
 
 
 @pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex absent (Debian texlive-latex-base)")

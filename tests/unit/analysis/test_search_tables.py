@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
+import mixed_tree  # tests/unit/analysis is on sys.path (pytest prepend mode)
 import pandas as pd
 import pytest
 
@@ -395,19 +395,7 @@ def test_search_tex_compiles(tree, tmp_path):
     write_search_tables(load_runs([marked]), [marked], tmp_path / "m" / "t")
     assert "cap inv 10.0\\%" in (tmp_path / "m" / "t" / "search.tex").read_text()
     for i, path in enumerate([*(out / n for n in names), *(tmp_path / "m" / "t" / n for n in names)]):
-        doc = tmp_path / f"doc{i}.tex"  # the preamble of test_outputs.py::test_every_tex_compiles
-        doc.write_text(
-            "\\documentclass{article}\n\\usepackage[T1]{fontenc}\n\\usepackage{booktabs}\n"
-            f"\\begin{{document}}\n\\input{{{path}}}\n\\end{{document}}\n"
-        )
-        done = subprocess.run(
-            ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", doc.name],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert done.returncode == 0, f"{path}:\n{done.stdout[-2000:]}"
+        mixed_tree.compile_tex([path], tmp_path, f"doc{i}")
     tex = (out / "search.tex").read_text()
     assert "\\textbf{3.162: 85.0}" in tex and "$\\pm$" in tex
 

@@ -377,6 +377,14 @@ def score_table(runs: pd.DataFrame, datasets: Iterable[str], convention: str | N
     cell), metrics (per dataset), methods ((model, label) -> method), marks ((model, label, column) ->
     :class:`CellMarks`, ``Avg.`` included).
     """
+    return _per_cell_table(runs, datasets, convention, lambda cells: cells.mean())
+
+
+def _per_cell_table(
+    runs: pd.DataFrame, datasets: Iterable[str], convention: str | None, aggregate
+) -> pd.DataFrame:
+    """``aggregate`` of each (model, variant, dataset) cell's seed scores (x100), the datasets present in
+    ``runs`` as columns, ``Avg.`` and the ``attrs`` of :func:`score_table`."""
     convention = resolve_convention(runs, convention)
     datasets = list(datasets)
     shown = [d for d in datasets if d in set(runs["dataset"])]
@@ -385,7 +393,7 @@ def score_table(runs: pd.DataFrame, datasets: Iterable[str], convention: str | N
     mine = runs[runs["dataset"].isin(shown)]
     s = scores(mine, convention)
     cells = s.groupby(["model", "label", "dataset"])["score"]
-    table = (cells.mean() * 100).unstack("dataset") if len(s) else pd.DataFrame()
+    table = (aggregate(cells) * 100).unstack("dataset") if len(s) else pd.DataFrame()
     table = table.reindex(index=_row_index(mine), columns=shown)
     table.columns.name = None
     table[AVG] = table[shown].mean(axis=1, skipna=False)
@@ -431,28 +439,7 @@ def paper_datasets() -> list[str]:
 def stability(runs: pd.DataFrame, convention: str | None = None) -> pd.DataFrame:
     """Std over seeds (x100, ddof=1: NaN with one seed) on the stability study's datasets, plus ``Avg.``
     (the mean of the row's stds; NaN when it misses any). ``attrs`` as :func:`score_table`."""
-    convention = resolve_convention(runs, convention)
-    shown = [d for d in STABILITY_DATASETS if d in set(runs["dataset"])]
-    if not shown:
-        return _empty(convention)
-    mine = runs[runs["dataset"].isin(shown)]
-    s = scores(mine, convention)
-    cells = s.groupby(["model", "label", "dataset"])["score"]
-    table = (cells.std(ddof=1) * 100).unstack("dataset") if len(s) else pd.DataFrame()
-    table = table.reindex(index=_row_index(mine), columns=shown)
-    table.columns.name = None
-    table[AVG] = table[shown].mean(axis=1, skipna=False)
-    counts = cells.size()
-    table.attrs.update(
-        convention=convention,
-        datasets=shown,
-        n_paper=len(STABILITY_DATASETS),
-        seeds=(int(counts.min()), int(counts.max())) if len(counts) else (0, 0),
-        metrics=_metrics_by_dataset(s),
-        methods=_methods(mine),
-        marks=cell_marks(mine, convention, shown),
-    )
-    return table
+    return _per_cell_table(runs, STABILITY_DATASETS, convention, lambda cells: cells.std(ddof=1))
 
 
 def training_memory(runs: pd.DataFrame) -> tuple[pd.Series, str]:

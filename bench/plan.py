@@ -971,20 +971,14 @@ def main(argv: list[str] | None = None) -> int:
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from bench.config.choices import ShorthandError, expand_method_shorthand, unknown_choices
+    from bench.config.choices import checked_overrides
     from bench.config.run_key import register_resolver
     from bench.config.schema import register_configs
 
     opts, args = _parse(sys.argv[1:] if argv is None else argv)
     start = time.perf_counter()
-    try:
-        args = expand_method_shorthand(args)
-    except ShorthandError as err:
-        print(f"bench.plan: {err}", file=sys.stderr)
-        return 2
-    problems = unknown_choices(args, CONF_DIR)
-    if problems:
-        print("bench.plan: " + "\n            ".join(problems), file=sys.stderr)
+    args = checked_overrides(args, "bench.plan")
+    if args is None:
         return 2
     register_configs()
     register_resolver()
@@ -1011,12 +1005,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(table(plan))
         print("\n".join(summary))
-    if plan.errors:
-        print(f"bench.plan: {len(plan.errors)} cell(s) are invalid:", file=sys.stderr)
-        for line in plan.errors:
-            print(f"  {line}", file=sys.stderr)
-        return 2
-    return 0
+    return _errors(plan)
 
 
 def _print_search(plan: Plan, opts: argparse.Namespace, gpu: GPU, seconds: float) -> int:
@@ -1028,12 +1017,17 @@ def _print_search(plan: Plan, opts: argparse.Namespace, gpu: GPU, seconds: float
     else:
         print(search_table(plan))
         print(summary)
-    if plan.errors:
-        print(f"bench.plan: {len(plan.errors)} cell(s) are invalid:", file=sys.stderr)
-        for line in plan.errors:
-            print(f"  {line}", file=sys.stderr)
-        return 2
-    return 0
+    return _errors(plan)
+
+
+def _errors(plan: Plan) -> int:
+    """Name every invalid cell on stderr: exit status 2 if there are any, else 0."""
+    if not plan.errors:
+        return 0
+    print(f"bench.plan: {len(plan.errors)} cell(s) are invalid:", file=sys.stderr)
+    for line in plan.errors:
+        print(f"  {line}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

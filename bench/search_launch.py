@@ -401,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from bench.config.choices import ShorthandError, expand_method_shorthand, unknown_choices
+    from bench.config.choices import checked_overrides
     from bench.config.run_key import register_resolver
     from bench.config.schema import register_configs
 
@@ -427,14 +427,8 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    try:
-        args = expand_method_shorthand(args)
-    except ShorthandError as err:
-        print(f"bench.search: {err}", file=sys.stderr)
-        return 2
-    problems = unknown_choices(args, CONF_DIR)
-    if problems:
-        print("bench.search: " + "\n              ".join(problems), file=sys.stderr)
+    args = checked_overrides(args, "bench.search")
+    if args is None:
         return 2
     register_configs()
     register_resolver()

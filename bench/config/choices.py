@@ -105,3 +105,23 @@ def add_plugins_dir_argument(args: list[str]) -> str | None:
     rest = os.environ.get("PEFT_DIR")
     os.environ["PEFT_DIR"] = os.pathsep.join([folder, rest] if rest else [folder])
     return folder
+
+
+def checked_overrides(args: list[str], prog: str) -> list[str] | None:
+    """``args`` with the method shorthand expanded and every ``group=option`` checked against ``conf/``;
+    None after printing the problems (one per line, prefixed by ``prog``) on stderr. For the command-line
+    front ends that compose configs themselves (``bench.plan``, ``bench.search``)."""
+    import sys
+
+    from bench import CONF_DIR
+
+    try:
+        args = expand_method_shorthand(args)
+    except ShorthandError as err:
+        print(f"{prog}: {err}", file=sys.stderr)
+        return None
+    problems = unknown_choices(args, CONF_DIR)
+    if problems:
+        print(f"{prog}: " + ("\n" + " " * (len(prog) + 2)).join(problems), file=sys.stderr)
+        return None
+    return args

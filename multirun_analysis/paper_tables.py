@@ -44,7 +44,7 @@ from typing import Any
 import pandas as pd
 
 from bench.atomic import atomic_file
-from bench.config.schema import PSCPConfig
+from bench.config.schema import METRIC_CONVENTIONS, PSCPConfig
 from bench.metrics.pscp import pscp, pscp_factors, pscp_options
 from multirun_analysis import render
 from multirun_analysis.tables import NOT_SCORED
@@ -63,7 +63,7 @@ STABILITY_DATASETS = (
 )
 AVG = "Avg."
 PARAMS = "params"
-CONVENTIONS = ("paper", "peftbench")
+CONVENTIONS = METRIC_CONVENTIONS  # metric.convention's options (bench/config/schema.py)
 # Table 3's columns (the reference file uses the same keys) and how each is shown.
 PSCP_COLUMNS = ("performance", "tflops", "memory_gb", "f_params", "f_flops", "f_mem", "pscp")
 _HEADERS = {"tflops": "TFLOPs", "memory_gb": "memory GB", "pscp": "PSCP", PARAMS: "params"}
@@ -164,6 +164,11 @@ def _float(value) -> float:
         return math.nan
 
 
+def _check_convention(convention: str) -> None:
+    if convention not in CONVENTIONS:
+        raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
+
+
 def run_score(run: Mapping[str, Any], convention: str) -> tuple[str | None, float]:
     """(metric name, value as a fraction) of one run's headline in ``convention``.
 
@@ -171,8 +176,7 @@ def run_score(run: Mapping[str, Any], convention: str) -> tuple[str | None, floa
     ``metrics[dataset.headline_metric]``. A run recorded in the same convention gives its
     ``headline_value``. NaN when the record has no score in that convention.
     """
-    if convention not in CONVENTIONS:
-        raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
+    _check_convention(convention)
     recorded = run.get("convention") or "peftbench"  # records from before the conventions: ours
     if recorded == convention:
         return run.get("headline_metric"), _float(run.get("headline_value"))
@@ -188,8 +192,7 @@ def in_convention(runs: pd.DataFrame, convention: str) -> pd.DataFrame:
     ``convention``: what ``python -m multirun_analysis --convention`` shows in every table. A run without a
     score in that convention (a record older than ``metrics_paper``) keeps NaN, so it is counted as not
     scored rather than shown in the other convention."""
-    if convention not in CONVENTIONS:
-        raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
+    _check_convention(convention)
     runs = with_record_fields(runs)
     picked = [run_score(r, convention) for r in runs.to_dict("records")]
     runs = runs.copy()
@@ -203,8 +206,7 @@ def resolve_convention(runs: pd.DataFrame, convention: str | None = None) -> str
     """``convention`` if given; else the one the runs were scored in (``metric.convention``); runs that
     disagree: ``paper`` when every successful run has a paper score, else ``peftbench``."""
     if convention is not None:
-        if convention not in CONVENTIONS:
-            raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
+        _check_convention(convention)
         return convention
     ok = with_record_fields(runs[runs["status"] == "success"])
     recorded = {c or "peftbench" for c in ok["convention"]}
